@@ -1,0 +1,40 @@
+# Two entry points, both safe to run again:
+#   make run   creates .venv, installs the app and starts it
+#   make test  creates/updates .venv with the test tools (and Debian's chromium), runs every test
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: run test install install-test chromium lint bench
+
+run: install
+	$(BIN)/streamlit run app.py
+
+install: $(VENV)/.installed-runtime
+install-test: $(VENV)/.installed-test
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+$(VENV)/.installed-runtime: requirements.txt | $(BIN)/python
+	$(BIN)/pip install --quiet -r requirements.txt
+	touch $@
+
+$(VENV)/.installed-test: requirements.txt requirements-test.txt | $(BIN)/python
+	$(BIN)/pip install --quiet -r requirements-test.txt
+	touch $@ $(VENV)/.installed-runtime
+
+chromium:
+	@command -v chromium >/dev/null || { $(SUDO) apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium fonts-dejavu-core; }
+
+lint: install-test
+	$(BIN)/ruff check .
+
+test: install-test chromium lint
+	$(BIN)/python -m pytest
+
+bench: install
+	$(BIN)/python bench/data_load.py

@@ -1,0 +1,250 @@
+"""Checkpoints: weights in safetensors, metadata in a JSON sidecar of the same name.
+
+Only safetensors are ever read, so loading a checkpoint can never run code (a
+pickle can). Writes go to a temporary file in the same folder and are renamed into
+place, weights first and sidecar last: a crash or a full disk leaves the previous
+checkpoint whole, and a listed sidecar always has its weights.
+
+Shipped checkpoints live in the repository's ``checkpoints/``; those trained by
+users go to the app's data folder. ``list_checkpoints`` lists both.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from core import models, paths
+
+REQUIRED_FIELDS = ("name", "task", "architecture", "arch_args", "dataset", "metrics",
+                   "measured_by", "recipe", "num_params", "created")
+# Prefixes that DistributedDataParallel and torch.compile add to parameter names.
+_WRAPPER_PREFIXES = ("module.", "_orig_mod.")
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be used; the message names the file and the problem."""
+
+
+@dataclass(frozen=True)
+class Problem:
+    """A file in a checkpoint folder that was skipped, and why (shown on the Home page)."""
+
+    path: Path
+    message: str
+
+
+def checkpoint_dirs() -> list[Path]:
+    """Folders searched for checkpoints: the shipped ones first, then the user's."""
+    return [paths.SHIPPED_CHECKPOINTS, paths.user_checkpoints()]
+
+
+def count_parameters(model: nn.Module) -> int:
+    return sum(p.numel() for p in model.parameters())
+
+
+def state_dict_for_saving(model: nn.Module) -> dict[str, torch.Tensor]:
+    """The model's tensors, unwrapped from DDP / torch.compile, contiguous and on the CPU."""
+    while hasattr(model, "module") and isinstance(model.module, nn.Module):
+        model = model.module
+    model = getattr(model, "_orig_mod", model)
+    return {key: value.detach().cpu().contiguous() for key, value in model.state_dict().items()}
+
+
+def save(model: nn.Module, path: str | Path, meta: dict[str, Any]) -> dict[str, Any]:
+    """Write ``path``.safetensors and ``path``.json atomically; returns the full sidecar.
+
+    ``meta`` must hold name, task, architecture, arch_args, dataset; metrics,
+    measured_by and recipe default to empty. num_params and created are filled in.
+    """
+    weights_path = Path(path).with_suffix(".safetensors")
+    weights_path.parent.mkdir(parents=True, exist_ok=True)
+    sidecar = {"metrics": {}, "measured_by": None, "recipe": {}, **meta}
+    sidecar["num_params"] = count_parameters(model)
+    sidecar.setdefault("created", datetime.now(UTC).isoformat(timespec="seconds"))
+    missing = [name for name in REQUIRED_FIELDS if name not in sidecar]
+    if missing:
+        raise ValueError(f"checkpoint metadata lacks {', '.join(missing)}")
+    payload = json.dumps(sidecar, indent=2, sort_keys=True, default=_json_default).encode()
+
+    weights_tmp = _temp_path(weights_path)
+    try:
+        save_file(state_dict_for_saving(model), str(weights_tmp), metadata={"architecture": sidecar["architecture"]})
+        os.replace(weights_tmp, weights_path)
+    finally:
+        weights_tmp.unlink(missing_ok=True)
+    _atomic_write_bytes(weights_path.with_suffix(".json"), payload)
+    return sidecar
+
+
+def _temp_path(target: Path) -> Path:
+    fd, name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    os.fchmod(fd, 0o644)  # mkstemp's 0600 would hide checkpoints from other users of a shared install
+    os.close(fd)
+    return Path(name)
+
+
+def _atomic_write_bytes(target: Path, payload: bytes) -> None:
+    tmp = _temp_path(target)
+    try:
+        with open(tmp, "wb") as handle:
+            handle.write(payload)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, torch.Tensor):
+        return value.tolist()
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+def resolve(name_or_path: str | Path) -> Path:
+    """The weights file for a checkpoint name (searched in checkpoint_dirs) or a path."""
+    candidate = Path(name_or_path)
+    if candidate.suffix in (".json", ".safetensors") or candidate.parent != Path("."):
+        weights = candidate.with_suffix(".safetensors")
+        if weights.is_file():
+            return weights
+        raise CheckpointError(f"No checkpoint weights at {weights}.")
+    for folder in checkpoint_dirs():
+        weights = folder / f"{candidate.name}.safetensors"
+        if weights.is_file():
+            return weights
+    raise CheckpointError(f"No checkpoint named {str(name_or_path)!r} in {', '.join(map(str, checkpoint_dirs()))}.")
+
+
+def read_meta(weights_path: Path) -> dict[str, Any]:
+    """Read and check a checkpoint's sidecar (not its weights)."""
+    sidecar = weights_path.with_suffix(".json")
+    try:
+        meta = json.loads(sidecar.read_text())
+    except FileNotFoundError:
+        raise CheckpointError(f"{weights_path.name} has no JSON sidecar ({sidecar.name}).") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise CheckpointError(f"{sidecar.name} is not valid JSON: {error}.") from None
+    if not isinstance(meta, dict):
+        raise CheckpointError(f"{sidecar.name} does not hold a JSON object.")
+    missing = [name for name in REQUIRED_FIELDS if name not in meta]
+    if missing:
+        raise CheckpointError(f"{sidecar.name} lacks the field(s) {', '.join(missing)}.")
+    try:
+        arch = models.get_architecture(meta["architecture"])
+    except ValueError as error:
+        raise CheckpointError(f"{sidecar.name}: {error}") from None
+    if arch.task != meta["task"]:
+        raise CheckpointError(f"{sidecar.name} says task {meta['task']!r}, but {arch.name} is a {arch.task} model.")
+    if not isinstance(meta["arch_args"], dict):
+        raise CheckpointError(f"{sidecar.name}: arch_args must be a JSON object.")
+    return {**meta, "path": str(weights_path)}
+
+
+def _read_weights(weights_path: Path) -> dict[str, torch.Tensor]:
+    try:
+        tensors = load_file(str(weights_path))
+    except (SafetensorError, OSError, ValueError) as error:
+        raise CheckpointError(f"{weights_path.name} is not a readable safetensors file ({error}).") from None
+    cleaned = {}
+    for key, value in tensors.items():
+        for prefix in _WRAPPER_PREFIXES:
+            key = key.removeprefix(prefix)
+        cleaned[key] = value
+    return cleaned
+
+
+def load(name_or_path: str | Path) -> tuple[nn.Module, dict[str, Any]]:
+    """Rebuild a checkpoint's model from its sidecar and load its weights.
+
+    Returns ``(model, meta)`` with the model in eval mode on the CPU. Raises
+    CheckpointError naming the file and the problem for anything unusable.
+    """
+    weights_path = resolve(name_or_path)
+    meta = read_meta(weights_path)
+    try:
+        model = models.build(meta["architecture"], **meta["arch_args"])
+    except ValueError as error:
+        raise CheckpointError(f"{weights_path.with_suffix('.json').name}: {error}") from None
+    state = _read_weights(weights_path)
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as error:
+        first = str(error).splitlines()[0:3]
+        raise CheckpointError(
+            f"The weights in {weights_path.name} do not fit {meta['architecture']} with "
+            f"{meta['arch_args']}: {' '.join(first)}"
+        ) from None
+    return model.eval(), meta
+
+
+def scan_checkpoints(task: str | None = None) -> tuple[list[dict[str, Any]], list[Problem]]:
+    """Usable checkpoint metas (optionally of one task) and the files that were skipped."""
+    metas: list[dict[str, Any]] = []
+    problems: list[Problem] = []
+    for folder in checkpoint_dirs():
+        if not folder.is_dir():
+            continue
+        for path in sorted(folder.iterdir()):
+            if path.name.startswith(".") or path.is_dir():
+                continue
+            if path.suffix == ".safetensors":
+                try:
+                    meta = read_meta(path)
+                    _check_header(path)
+                except CheckpointError as error:
+                    problems.append(Problem(path, str(error)))
+                    continue
+                if task is None or meta["task"] == task:
+                    metas.append(meta)
+            elif path.suffix in (".pt", ".pth", ".pkl", ".pickle", ".ckpt", ".bin"):
+                problems.append(Problem(path, f"{path.name} was ignored: only .safetensors checkpoints are "
+                                              "loaded, because pickled files can run code when opened."))
+            elif path.suffix == ".json" and not path.with_suffix(".safetensors").exists():
+                problems.append(Problem(path, f"{path.name} has no weights file beside it."))
+    return metas, problems
+
+
+def _check_header(weights_path: Path) -> None:
+    """Cheap validity check: the safetensors header parses and the file is long enough."""
+    try:
+        with safe_open(str(weights_path), framework="pt") as handle:
+            handle.keys()
+    except (SafetensorError, OSError, ValueError) as error:
+        raise CheckpointError(f"{weights_path.name} is not a readable safetensors file ({error}).") from None
+
+
+def list_checkpoints(task: str | None = None) -> list[dict[str, Any]]:
+    """The metas of every usable checkpoint, shipped and user-trained, optionally of one task."""
+    return scan_checkpoints(task)[0]
+
+
+def summary_row(meta: dict[str, Any]) -> dict[str, Any]:
+    """One checkpoint as a flat row for tables: name, task, architecture, data, metrics, size."""
+    metrics = ", ".join(f"{key} {_format_metric(value)}" for key, value in sorted(meta["metrics"].items()))
+    return {
+        "name": meta["name"],
+        "task": meta["task"],
+        "architecture": meta["architecture"],
+        "dataset": meta["dataset"],
+        "test metrics": metrics or "not measured",
+        "parameters": f"{meta['num_params'] / 1e6:.2f}M",
+        "shipped": Path(meta["path"]).parent == paths.SHIPPED_CHECKPOINTS,
+    }
+
+
+def _format_metric(value: Any) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)

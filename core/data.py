@@ -1,0 +1,423 @@
+"""Datasets as whole uint8 tensors, and a batched loader that augments on the device.
+
+``load_dataset`` finds a dataset under the data root, decodes it once and caches
+the result as a safetensors file keyed by its source, so later loads take a
+fraction of a second. ``TensorLoader`` keeps the whole split on the training
+device and crops and flips entire batches at once: no per-image Python runs in
+the training loop (the airbench recipe).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sys
+import tempfile
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from safetensors.torch import load_file, save_file
+
+from core import paths
+
+ProgressFn = Callable[[int, int], None]
+
+
+class DatasetNotFoundError(FileNotFoundError):
+    """No usable copy of a dataset was found; the message says what to put where."""
+
+
+class DatasetError(RuntimeError):
+    """A dataset was found but could not be read."""
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    name: str
+    title: str
+    channels: int
+    size: int
+    classes: tuple[str, ...]
+    torchvision_class: str  # name in torchvision.datasets
+    torchvision_files: dict[str, tuple[str, ...]]  # split -> files under root that torchvision reads
+
+
+DATASETS: dict[str, DatasetSpec] = {
+    "cifar10": DatasetSpec(
+        name="cifar10",
+        title="CIFAR-10",
+        channels=3,
+        size=32,
+        classes=("airplane", "automobile", "bird", "cat", "deer",
+                 "dog", "frog", "horse", "ship", "truck"),
+        torchvision_class="CIFAR10",
+        torchvision_files={
+            "train": tuple(f"cifar-10-batches-py/data_batch_{i}" for i in range(1, 6)),
+            "test": ("cifar-10-batches-py/test_batch",),
+        },
+    ),
+    "mnist": DatasetSpec(
+        name="mnist",
+        title="MNIST",
+        channels=1,
+        size=28,
+        classes=tuple(str(d) for d in range(10)),
+        torchvision_class="MNIST",
+        torchvision_files={
+            "train": ("MNIST/raw/train-images-idx3-ubyte", "MNIST/raw/train-labels-idx1-ubyte"),
+            "test": ("MNIST/raw/t10k-images-idx3-ubyte", "MNIST/raw/t10k-labels-idx1-ubyte"),
+        },
+    ),
+    "fashion_mnist": DatasetSpec(
+        name="fashion_mnist",
+        title="Fashion-MNIST",
+        channels=1,
+        size=28,
+        classes=("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+                 "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"),
+        torchvision_class="FashionMNIST",
+        torchvision_files={
+            "train": ("FashionMNIST/raw/train-images-idx3-ubyte",
+                      "FashionMNIST/raw/train-labels-idx1-ubyte"),
+            "test": ("FashionMNIST/raw/t10k-images-idx3-ubyte",
+                     "FashionMNIST/raw/t10k-labels-idx1-ubyte"),
+        },
+    ),
+}
+SPLITS = ("train", "test")
+
+
+@dataclass
+class ImageDataset:
+    """One split of a dataset, fully in memory."""
+
+    name: str
+    split: str
+    images: torch.Tensor  # uint8, N x C x H x W
+    labels: torch.Tensor  # int64, N
+    classes: list[str]
+    source: str  # where it was read from, for the UI
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+
+@dataclass(frozen=True)
+class Source:
+    """A place a dataset split can be read from."""
+
+    kind: str  # "torchvision" or "png"
+    path: Path
+
+    def describe(self) -> str:
+        what = "torchvision files" if self.kind == "torchvision" else "PNG folders"
+        return f"{what} in {self.path}"
+
+
+def _spec(name: str) -> DatasetSpec:
+    if name not in DATASETS:
+        raise ValueError(f"Unknown dataset {name!r}; choose one of {', '.join(DATASETS)}.")
+    return DATASETS[name]
+
+
+def _check_split(split: str) -> None:
+    if split not in SPLITS:
+        raise ValueError(f"Unknown split {split!r}; choose 'train' or 'test'.")
+
+
+def find_source(name: str, split: str, root: str | Path | None = None) -> Source | None:
+    """The first usable source of ``name``/``split`` under ``root``, or None."""
+    spec, root = _spec(name), Path(root) if root is not None else paths.data_root()
+    _check_split(split)
+    if all((root / f).is_file() for f in spec.torchvision_files[split]):
+        return Source("torchvision", root)
+    png_dir = root / name / split
+    if png_dir.is_dir() and any(p.is_dir() for p in png_dir.iterdir()):
+        return Source("png", png_dir)
+    return None
+
+
+def how_to_get(name: str, root: str | Path | None = None) -> str:
+    """Plain instructions for putting a missing dataset where CIFAR Lab looks."""
+    spec, root = _spec(name), Path(root) if root is not None else paths.data_root()
+    root = root.resolve()
+    tv_dir = Path(spec.torchvision_files["test"][0]).parent
+    return (
+        f"{spec.title} was not found under {root}. Either put torchvision's files in "
+        f"{root / tv_dir} (for example with torchvision.datasets.{spec.torchvision_class}"
+        f"(root='{root}', download=True) on a machine with internet), or PNG files as "
+        f"{root / name}/{{train,test}}/<class>/<index>.png. Set CIFAR_LAB_DATA to use another folder."
+    )
+
+
+def dataset_status(root: str | Path | None = None) -> list[dict[str, str | bool]]:
+    """For every dataset and split: whether it was found, and where (for the Home page)."""
+    rows: list[dict[str, str | bool]] = []
+    for name, spec in DATASETS.items():
+        for split in SPLITS:
+            source = find_source(name, split, root)
+            rows.append({
+                "dataset": name,
+                "title": spec.title,
+                "split": split,
+                "found": source is not None,
+                "source": source.describe() if source else how_to_get(name, root),
+            })
+    return rows
+
+
+def load_dataset(
+    name: str,
+    split: str,
+    root: str | Path | None = None,
+    *,
+    download: bool = False,
+    progress: ProgressFn | None = None,
+) -> ImageDataset:
+    """Load one split as uint8 N x C x H x W images, int64 labels and class names.
+
+    Looks for torchvision's files under ``root``, then for PNG folders
+    ``root/<name>/<split>/<class>/*.png``. With ``download=True`` and neither found,
+    torchvision downloads the files (needs internet). Raises DatasetNotFoundError
+    with instructions when nothing is usable.
+    """
+    spec = _spec(name)
+    _check_split(split)
+    root = Path(root) if root is not None else paths.data_root()
+    source = find_source(name, split, root)
+    if source is None and download:
+        _download(spec, split, root)
+        source = find_source(name, split, root)
+    if source is None:
+        raise DatasetNotFoundError(how_to_get(name, root))
+
+    cache_file = paths.cache_dir() / f"{name}-{split}-{_source_key(spec, split, source)}.safetensors"
+    cached = _read_cache(cache_file)
+    if cached is not None:
+        images, labels, classes = cached
+    else:
+        if source.kind == "torchvision":
+            images, labels = _read_torchvision(spec, split, source.path)
+            classes = list(spec.classes)
+        else:
+            images, labels, classes = _read_png_folders(spec, source.path, progress)
+        _write_cache(cache_file, images, labels, classes)
+    return ImageDataset(name, split, images, labels, classes, source.describe())
+
+
+def _download(spec: DatasetSpec, split: str, root: Path) -> None:
+    import torchvision.datasets
+
+    cls = getattr(torchvision.datasets, spec.torchvision_class)
+    try:
+        cls(root=str(root), train=split == "train", download=True)
+    except Exception as error:  # network errors come in many types (URLError, OSError, HTTPError)
+        raise DatasetNotFoundError(
+            f"Downloading {spec.title} failed ({error}). " + how_to_get(spec.name, root)
+        ) from error
+
+
+def _source_key(spec: DatasetSpec, split: str, source: Source) -> str:
+    """A short hash that changes when the source's files change."""
+    parts: list[str] = [source.kind, str(source.path.resolve())]
+    if source.kind == "torchvision":
+        for rel in spec.torchvision_files[split]:
+            stat = (source.path / rel).stat()
+            parts.append(f"{rel}:{stat.st_size}:{stat.st_mtime_ns}")
+    else:
+        for class_dir in sorted(p for p in source.path.iterdir() if p.is_dir()):
+            parts.append(f"{class_dir.name}:{class_dir.stat().st_mtime_ns}:{len(os.listdir(class_dir))}")
+    return hashlib.sha1("|".join(parts).encode()).hexdigest()[:16]
+
+
+def _read_cache(path: Path) -> tuple[torch.Tensor, torch.Tensor, list[str]] | None:
+    if not path.is_file():
+        return None
+    try:
+        tensors = load_file(str(path))
+        classes = json.loads(path.with_suffix(".json").read_text())["classes"]
+        return tensors["images"], tensors["labels"], classes
+    except Exception:  # a damaged cache is rebuilt, never trusted
+        return None
+
+
+def _write_cache(path: Path, images: torch.Tensor, labels: torch.Tensor, classes: list[str]) -> None:
+    try:
+        _atomic_write(path.with_suffix(".json"), json.dumps({"classes": classes}).encode())
+        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+        os.close(fd)
+        save_file({"images": images.contiguous(), "labels": labels.contiguous()}, tmp)
+        os.replace(tmp, path)
+    except OSError as error:  # a read-only cache only costs speed
+        print(f"cifar_lab: could not write dataset cache {path}: {error}", file=sys.stderr)
+
+
+def _atomic_write(path: Path, payload: bytes) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(payload)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _read_torchvision(spec: DatasetSpec, split: str, root: Path) -> tuple[torch.Tensor, torch.Tensor]:
+    """Read torchvision's files. For CIFAR-10 torchvision checks each batch file's MD5
+    against the official one before reading it, so only the official files are parsed."""
+    import torchvision.datasets
+
+    cls = getattr(torchvision.datasets, spec.torchvision_class)
+    try:
+        ds = cls(root=str(root), train=split == "train", download=False)
+    except Exception as error:
+        raise DatasetError(f"torchvision could not read {spec.title} in {root}: {error}") from error
+    data = torch.as_tensor(ds.data)
+    images = data.permute(0, 3, 1, 2) if data.ndim == 4 else data.unsqueeze(1)
+    labels = torch.as_tensor(ds.targets, dtype=torch.int64)
+    return images.contiguous(), labels
+
+
+def _read_png_folders(
+    spec: DatasetSpec, folder: Path, progress: ProgressFn | None
+) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
+    classes = sorted(p.name for p in folder.iterdir() if p.is_dir())
+    files = [(path, label) for label, name in enumerate(classes)
+             for path in (folder / name).iterdir() if path.suffix.lower() == ".png"]
+    if not files:
+        raise DatasetError(f"No PNG files in the class folders of {folder}.")
+    # Numeric file names are rows of the official order; keep it so indices mean the same everywhere.
+    if all(path.stem.isdigit() for path, _ in files):
+        files.sort(key=lambda item: int(item[0].stem))
+    else:
+        files.sort(key=lambda item: (item[1], item[0].name))
+
+    mode = "RGB" if spec.channels == 3 else "L"
+    images = torch.empty(len(files), spec.channels, spec.size, spec.size, dtype=torch.uint8)
+    report = progress or _tqdm_progress(f"Decoding {spec.title} ({folder.name})")
+    for index, (path, _) in enumerate(files):
+        try:
+            with Image.open(path) as image:
+                array = np.asarray(image.convert(mode))
+        except (OSError, SyntaxError, ValueError) as error:
+            raise DatasetError(f"Could not decode {path}: {error}") from error
+        if array.shape[:2] != (spec.size, spec.size):
+            raise DatasetError(
+                f"{path} is {array.shape[1]}x{array.shape[0]}; {spec.title} images are {spec.size}x{spec.size}."
+            )
+        images[index] = torch.from_numpy(array.reshape(spec.size, spec.size, -1).transpose(2, 0, 1).copy())
+        if index % 500 == 0 or index == len(files) - 1:
+            report(index + 1, len(files))
+    labels = torch.tensor([label for _, label in files], dtype=torch.int64)
+    return images, labels, classes
+
+
+def _tqdm_progress(description: str) -> ProgressFn:
+    from tqdm import tqdm
+
+    bar: list[tqdm] = []
+
+    def report(done: int, total: int) -> None:
+        if not bar:
+            bar.append(tqdm(total=total, desc=description, unit="img", file=sys.stderr))
+        bar[0].update(done - bar[0].n)
+        if done >= total:
+            bar[0].close()
+
+    return report
+
+
+class TensorLoader:
+    """Batches from a split held as one uint8 tensor on ``device``.
+
+    Random translation (reflect-padded, up to ``translate`` pixels) and horizontal
+    flips are drawn for the whole epoch at once from a seeded generator and applied
+    to each batch with a single gather. Augmentation is drawn in dataset order, so a
+    sample gets the same augmentation whichever rank of a distributed run takes it.
+    """
+
+    def __init__(
+        self,
+        images: torch.Tensor,
+        labels: torch.Tensor,
+        batch_size: int,
+        *,
+        shuffle: bool = True,
+        flip: bool = False,
+        translate: int = 0,
+        drop_last: bool = False,
+        seed: int = 0,
+        device: torch.device | str = "cpu",
+        rank: int = 0,
+        world_size: int = 1,
+    ) -> None:
+        if images.dtype != torch.uint8 or images.ndim != 4:
+            raise ValueError("images must be a uint8 tensor N x C x H x W")
+        if batch_size < 1:
+            raise ValueError("batch_size must be at least 1")
+        if not 0 <= rank < world_size:
+            raise ValueError(f"rank {rank} is outside a world of size {world_size}")
+        self.device = torch.device(device)
+        self.images = images.to(self.device)
+        self.labels = labels.to(self.device)
+        self.batch_size = batch_size
+        self.shuffle, self.flip, self.translate = shuffle, flip, translate
+        self.drop_last, self.seed = drop_last, seed
+        self.rank, self.world_size = rank, world_size
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        """Choose the epoch whose shuffle and augmentation to draw (as DistributedSampler does)."""
+        self.epoch = epoch
+
+    def _shard_size(self) -> int:
+        # Every rank gets the same number of samples, or DDP's collective calls would hang.
+        return len(self.labels) // self.world_size
+
+    def __len__(self) -> int:
+        size = self._shard_size()
+        return size // self.batch_size if self.drop_last else -(-size // self.batch_size)
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        count = len(self.labels)
+        generator = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
+        order = torch.randperm(count, generator=generator) if self.shuffle else torch.arange(count)
+        shift = torch.randint(-self.translate, self.translate + 1, (count, 2), generator=generator)
+        flips = torch.rand(count, generator=generator) < 0.5
+        mine = order[: self._shard_size() * self.world_size][self.rank :: self.world_size]
+        for batch in range(len(self)):
+            index = mine[batch * self.batch_size : (batch + 1) * self.batch_size]
+            on_device = index.to(self.device)
+            images = self.images[on_device]
+            if self.translate or self.flip:
+                images = augment(images, shift[index] if self.translate else None,
+                                 flips[index] if self.flip else None)
+            yield images.float().div_(255), self.labels[on_device]
+
+
+def augment(images: torch.Tensor, shift: torch.Tensor | None, flip: torch.Tensor | None) -> torch.Tensor:
+    """Translate each image by ``shift`` (dy, dx; edges reflected) and mirror those with ``flip``."""
+    count, channels, height, width = images.shape
+    device = images.device
+    rows = torch.arange(height).expand(count, height)
+    cols = torch.arange(width).expand(count, width)
+    if shift is not None:
+        rows = _reflect(rows + shift[:, :1], height)
+        cols = _reflect(cols + shift[:, 1:], width)
+    if flip is not None:
+        cols = torch.where(flip[:, None], cols.flip(1), cols)
+    n = torch.arange(count, device=device)[:, None, None, None]
+    c = torch.arange(channels, device=device)[None, :, None, None]
+    return images[n, c, rows.to(device)[:, None, :, None], cols.to(device)[:, None, None, :]]
+
+
+def _reflect(index: torch.Tensor, size: int) -> torch.Tensor:
+    """Mirror out-of-range indices back inside [0, size) without repeating the edge pixel."""
+    index = index.abs()
+    return torch.where(index >= size, 2 * (size - 1) - index, index)

@@ -1,0 +1,53 @@
+"""Pick the compute device and the settings that go with it."""
+
+from __future__ import annotations
+
+import os
+
+import torch
+
+
+def pick_device(preferred: str | None = None) -> torch.device:
+    """CUDA, then Apple's MPS, then the CPU; ``preferred`` ("cpu", "cuda:1", ...) wins if usable."""
+    if preferred:
+        device = torch.device(preferred)
+        if device.type == "cuda" and not torch.cuda.is_available():
+            raise ValueError(f"Device {preferred!r} was asked for, but CUDA is not available here.")
+        if device.type == "mps" and not torch.backends.mps.is_available():
+            raise ValueError(f"Device {preferred!r} was asked for, but MPS is not available here.")
+        return device
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def amp_dtype(device: torch.device) -> torch.dtype | None:
+    """The autocast dtype worth using on ``device``, or None for full precision.
+
+    bf16 on CUDA where the GPU supports it (no loss scaling needed), fp16 on older
+    GPUs. On the CPU autocast is slower than fp32 on most chips, so it stays off.
+    """
+    if device.type == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return None
+
+
+def configure_threads(num_threads: int | None = None) -> int:
+    """Use every core for intra-op work (torch defaults to physical cores only)."""
+    count = num_threads or os.cpu_count() or 1
+    torch.set_num_threads(count)
+    return count
+
+
+def describe(device: torch.device | None = None) -> str:
+    """A one-line, human description of the device, for the UI and logs."""
+    device = device or pick_device()
+    if device.type == "cuda":
+        index = device.index if device.index is not None else torch.cuda.current_device()
+        props = torch.cuda.get_device_properties(index)
+        return f"CUDA GPU: {props.name} ({props.total_memory / 2**30:.0f} GiB)"
+    if device.type == "mps":
+        return "Apple GPU (MPS)"
+    return f"CPU ({torch.get_num_threads()} threads)"

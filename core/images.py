@@ -1,0 +1,118 @@
+"""The one path every page uses to turn uploaded bytes into an image.
+
+Anyone can upload anything to a public demo, so ``load_image`` checks size in
+bytes and pixels *before* decoding (a 20,000 x 20,000 PNG can be a few KB),
+decodes with Pillow, applies EXIF orientation, flattens transparency onto white
+and converts every mode to 8-bit RGB. Every failure is an ``ImageError`` whose
+message a person can act on.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import struct
+import warnings
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+MAX_BYTES = 25 * 2**20
+MAX_PIXELS = 40_000_000  # about 7,300 x 5,500; decoded RGB stays under 120 MB
+SUPPORTED = "PNG, JPEG, GIF, WebP, TIFF or BMP"
+
+
+class ImageError(ValueError):
+    """An upload that cannot be used; ``str(error)`` is meant for the user."""
+
+
+def load_image(data: bytes, *, max_bytes: int = MAX_BYTES, max_pixels: int = MAX_PIXELS) -> Image.Image:
+    """Decode ``data`` into an 8-bit RGB PIL image, or raise ImageError saying why not."""
+    if not data:
+        raise ImageError("The file is empty.")
+    if len(data) > max_bytes:
+        raise ImageError(
+            f"The file is {len(data) / 2**20:.1f} MB; the limit is {max_bytes / 2**20:.0f} MB."
+        )
+    try:
+        with warnings.catch_warnings():
+            # Pillow warns (not raises) on moderately large images; we apply our own limit.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            image = Image.open(io.BytesIO(data))
+            width, height = image.size
+            if width < 1 or height < 1:
+                raise ImageError("The image has no pixels.")
+            if width * height > max_pixels:
+                raise ImageError(
+                    f"The image is {width:,} x {height:,} pixels; the limit is "
+                    f"{max_pixels / 1e6:.0f} megapixels. Please upload a smaller image."
+                )
+            image.seek(0)  # animated images: the first frame
+            image.load()
+            image = ImageOps.exif_transpose(image)
+            return to_rgb(image)
+    except ImageError:
+        raise
+    except Image.DecompressionBombError as error:
+        # Pillow refuses images over twice its own limit before we see their size.
+        found = re.search(r"\((\d+) pixels\)", str(error))
+        pixels = f"{int(found.group(1)):,} pixels" if found else "too many pixels"
+        raise ImageError(
+            f"The image has {pixels}; the limit is {max_pixels / 1e6:.0f} megapixels. "
+            "Please upload a smaller image."
+        ) from None
+    except UnidentifiedImageError:
+        raise ImageError(f"This file is not an image we can read. Please upload a {SUPPORTED} file.") from None
+    except (OSError, SyntaxError, ValueError, EOFError, IndexError, TypeError, struct.error) as error:
+        raise ImageError(f"The image file is damaged or incomplete and could not be decoded ({error}).") from None
+    except MemoryError:
+        raise ImageError("The image is too large to decode.") from None
+
+
+def to_rgb(image: Image.Image) -> Image.Image:
+    """Convert any Pillow mode to 8-bit RGB; transparency is flattened onto white."""
+    if image.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
+        image = _high_depth_to_l(image)
+    if image.mode == "P":
+        image = image.convert("RGBA")
+    if image.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+        rgba = image.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(background, rgba).convert("RGB")
+    return image.convert("RGB")
+
+
+def _high_depth_to_l(image: Image.Image) -> Image.Image:
+    """Scale 16-bit / 32-bit / float images to 8 bits (Pillow would clip them to white)."""
+    array = np.asarray(image, dtype=np.float64)
+    if image.mode == "F":
+        low, high = float(np.nanmin(array)), float(np.nanmax(array))
+        array = (array - low) / (high - low) if high > low else np.zeros_like(array)
+    else:
+        array = array / (65535.0 if array.max() > 255 or image.mode.startswith("I;16") else 255.0)
+    array = np.nan_to_num(np.clip(array, 0.0, 1.0))
+    return Image.fromarray((array * 255.0 + 0.5).astype(np.uint8), mode="L")
+
+
+def is_grayscale(image: Image.Image, tolerance: int = 2) -> bool:
+    """True when every pixel's R, G and B agree within ``tolerance``."""
+    array = np.asarray(image.convert("RGB"), dtype=np.int16)
+    return bool(np.abs(array - array[..., :1]).max() <= tolerance)
+
+
+def to_tensor(image: Image.Image) -> torch.Tensor:
+    """A PIL image as a float tensor in [0, 1], 1 x C x H x W."""
+    array = np.asarray(image, dtype=np.uint8)
+    if array.ndim == 2:
+        array = array[..., None]
+    return torch.from_numpy(array.copy()).permute(2, 0, 1).unsqueeze(0).float().div_(255)
+
+
+def to_pil(tensor: torch.Tensor) -> Image.Image:
+    """A float tensor in [0, 1] (C x H x W or 1 x C x H x W) as a PIL image."""
+    tensor = tensor.detach().cpu()
+    if tensor.ndim == 4:
+        tensor = tensor[0]
+    array = (tensor.clamp(0, 1) * 255 + 0.5).to(torch.uint8).permute(1, 2, 0).numpy()
+    return Image.fromarray(array[..., 0] if array.shape[2] == 1 else array)

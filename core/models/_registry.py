@@ -1,0 +1,79 @@
+"""The model registry: architectures by name, with the options a user may set.
+
+Model files only hold models; they register a builder with ``@register_model``,
+declaring the task it serves and its user-facing options, so the Train page can
+offer them and a checkpoint's sidecar can rebuild the model by name.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from torch import nn
+
+TASKS = ("classification", "denoising", "colorization")
+
+
+@dataclass(frozen=True)
+class Option:
+    """One user-settable argument of an architecture's builder."""
+
+    name: str
+    default: Any
+    help: str
+    choices: tuple[Any, ...] | None = None
+    minimum: float | None = None
+    maximum: float | None = None
+
+
+@dataclass(frozen=True)
+class Architecture:
+    name: str
+    task: str
+    title: str
+    summary: str  # a few sentences for "How this model works"
+    builder: Callable[..., nn.Module]
+    options: tuple[Option, ...] = field(default_factory=tuple)
+
+
+_REGISTRY: dict[str, Architecture] = {}
+
+
+def register_model(
+    name: str, *, task: str, title: str, summary: str, options: tuple[Option, ...] = ()
+) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
+    """Register ``builder`` under ``name`` for ``task``."""
+    if task not in TASKS:
+        raise ValueError(f"task must be one of {TASKS}, not {task!r}")
+
+    def decorate(builder: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
+        if name in _REGISTRY:
+            raise ValueError(f"architecture {name!r} is already registered")
+        _REGISTRY[name] = Architecture(name, task, title, summary, builder, tuple(options))
+        return builder
+
+    return decorate
+
+
+def get_architecture(name: str) -> Architecture:
+    """The registered architecture ``name``; ValueError naming the known ones otherwise."""
+    if name not in _REGISTRY:
+        known = ", ".join(sorted(_REGISTRY)) or "none"
+        raise ValueError(f"Unknown architecture {name!r}. Known architectures: {known}.")
+    return _REGISTRY[name]
+
+
+def list_architectures(task: str | None = None) -> list[str]:
+    """Names of the registered architectures, optionally only those for ``task``."""
+    return sorted(name for name, arch in _REGISTRY.items() if task is None or arch.task == task)
+
+
+def build(architecture: str, **arch_args: Any) -> nn.Module:
+    """Build a registered architecture; unknown arguments are refused by name."""
+    arch = get_architecture(architecture)
+    try:
+        return arch.builder(**arch_args)
+    except TypeError as error:
+        raise ValueError(f"Bad arguments for {architecture!r}: {error}") from error

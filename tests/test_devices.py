@@ -1,0 +1,40 @@
+"""core.devices: CPU fallback, AMP choice and thread settings."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from core import devices
+
+
+def test_picks_cpu_without_accelerators(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
+    assert devices.pick_device().type == "cpu"
+    assert devices.amp_dtype(torch.device("cpu")) is None
+    assert devices.describe(torch.device("cpu")).startswith("CPU")
+
+
+def test_prefers_cuda_when_present(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert devices.pick_device().type == "cuda"
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: True)
+    assert devices.amp_dtype(torch.device("cuda")) is torch.bfloat16
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: False)
+    assert devices.amp_dtype(torch.device("cuda")) is torch.float16
+
+
+def test_unavailable_preference_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(ValueError, match="CUDA is not available"):
+        devices.pick_device("cuda")
+    assert devices.pick_device("cpu").type == "cpu"
+
+
+def test_configure_threads() -> None:
+    before = torch.get_num_threads()
+    try:
+        assert devices.configure_threads(1) == 1 and torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
