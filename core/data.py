@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load, save_file
 
 from core import paths
 
@@ -239,7 +239,8 @@ def _read_cache(path: Path) -> tuple[torch.Tensor, torch.Tensor, list[str]] | No
     if not path.is_file():
         return None
     try:
-        tensors = load_file(str(path))
+        # Read the bytes outright: lazily mapped pages would make the first epoch pay for the disk.
+        tensors = load(path.read_bytes())
         classes = json.loads(path.with_suffix(".json").read_text())["classes"]
         return tensors["images"], tensors["labels"], classes
     except Exception:  # a damaged cache is rebuilt, never trusted
