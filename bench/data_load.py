@@ -17,7 +17,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from core import data  # noqa: E402
+from core import data
 
 
 def timed(fn) -> float:
