@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import inspect
+
 import pytest
 import torch
 
 from core import models
 
-SHAPES = {"classification": (3, 32, 32), "denoising": (1, 28, 28), "colorization": (1, 32, 32)}
+SHAPES = {"classification": (3, 32, 32), "denoising": (3, 28, 28), "colorization": (1, 32, 32)}
+
+
+def input_shape(arch: models.Architecture) -> tuple[int, ...]:
+    """The task's input shape, with the builder's default number of channels."""
+    channels = inspect.signature(arch.builder).parameters.get("in_channels")
+    shape = SHAPES[arch.task]
+    return (channels.default, *shape[1:]) if channels is not None else shape
 
 
 @pytest.mark.parametrize("name", models.list_architectures())
@@ -15,7 +24,7 @@ def test_architecture_builds_and_honours_its_contract(name: str) -> None:
     arch = models.get_architecture(name)
     defaults = {option.name: option.default for option in arch.options}
     model = models.build(name, **defaults).eval()
-    images = torch.rand(2, *SHAPES[arch.task])
+    images = torch.rand(2, *input_shape(arch))
     with torch.no_grad():
         output = model(images)
     if arch.task == "classification":
@@ -56,3 +65,35 @@ def test_models_normalise_inside_themselves() -> None:
 def test_denoising_autoencoder_keeps_odd_sizes(size: tuple[int, int]) -> None:
     model = models.build("conv_dae", width=8)
     assert model(torch.rand(1, 1, *size)).shape == (1, 1, *size)
+
+
+@pytest.mark.parametrize("name", ["unet_denoiser", "attention_unet_denoiser", "unet_colorizer"])
+@pytest.mark.parametrize("size", [(32, 32), (29, 41), (7, 5), (100, 64)])
+def test_unets_keep_odd_sizes(name: str, size: tuple[int, int]) -> None:
+    model = models.build(name, width=8, depth=3).eval()
+    channels = 1 if name == "unet_colorizer" else 3
+    with torch.no_grad():
+        output = model(torch.rand(1, channels, *size))
+    assert output.shape == (1, 3, *size) and output.min() >= 0 and output.max() <= 1
+
+
+def test_colorizer_keeps_the_input_luma() -> None:
+    from kornia.color import rgb_to_grayscale
+
+    model = models.build("unet_colorizer", width=8).eval()
+    luma = 0.25 + 0.5 * torch.rand(2, 1, 32, 32)  # mid-tones: no colour is clipped at 0 or 1
+    with torch.no_grad():
+        for module in model.modules():  # small chroma, so every RGB value stays in gamut
+            if isinstance(module, torch.nn.Conv2d) and module.out_channels == 2:
+                module.weight.mul_(0.01)
+                module.bias.zero_()
+        rgb = model(luma)
+    assert torch.allclose(rgb_to_grayscale(rgb), luma, atol=1e-5)
+
+
+@pytest.mark.parametrize("variant", ["baseline", "intermediate", "advanced"])
+def test_staged_cnn_variants(variant: str) -> None:
+    model = models.build("staged_cnn", variant=variant, width=8).eval()
+    assert model(torch.rand(2, 3, 32, 32)).shape == (2, 10)
+    has_norm = any(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules())
+    assert has_norm == (variant == "advanced")

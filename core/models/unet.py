@@ -1,0 +1,160 @@
+"""U-Nets: the denoisers (plain and with attention gates) and the chroma-predicting colorizer.
+
+A U-Net encodes an image through a few down-sampling stages and decodes it back,
+concatenating each encoder stage's features into the decoder at the same
+resolution (skip connections), so fine detail need not squeeze through the
+bottleneck. Attention gates (Oktay et al., 2018) weigh each skip connection by
+how relevant the decoder's coarser features find each pixel.
+
+Inputs of any size work: they are reflect-padded to a multiple of 2**depth and the
+output is cropped back.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from kornia.color import ycbcr_to_rgb
+from torch import nn
+
+from core.models._registry import Option, register_model
+
+
+def conv_block(in_channels: int, out_channels: int) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Conv2d(in_channels, out_channels, 3, padding=1, bias=False), nn.BatchNorm2d(out_channels),
+        nn.ReLU(inplace=True),
+        nn.Conv2d(out_channels, out_channels, 3, padding=1, bias=False), nn.BatchNorm2d(out_channels),
+        nn.ReLU(inplace=True),
+    )
+
+
+class AttentionGate(nn.Module):
+    """Scales skip features by a per-pixel weight in (0, 1) computed from skip and decoder features."""
+
+    def __init__(self, skip_channels: int, gate_channels: int, inner_channels: int) -> None:
+        super().__init__()
+        self.skip = nn.Conv2d(skip_channels, inner_channels, 1, bias=False)
+        self.gate = nn.Conv2d(gate_channels, inner_channels, 1)
+        self.score = nn.Conv2d(inner_channels, 1, 1)
+
+    def forward(self, skip: torch.Tensor, gate: torch.Tensor) -> torch.Tensor:
+        weights = torch.sigmoid(self.score(torch.relu(self.skip(skip) + self.gate(gate))))
+        return skip * weights
+
+
+class UNet(nn.Module):
+    def __init__(self, in_channels: int, out_channels: int, width: int, depth: int, attention: bool) -> None:
+        super().__init__()
+        self.depth = depth
+        widths = [width * 2**level for level in range(depth + 1)]
+        self.encoders = nn.ModuleList()
+        channels = in_channels
+        for level in range(depth):
+            self.encoders.append(conv_block(channels, widths[level]))
+            channels = widths[level]
+        self.bottleneck = conv_block(channels, widths[depth])
+        self.ups = nn.ModuleList()
+        self.gates = nn.ModuleList()
+        self.decoders = nn.ModuleList()
+        for level in reversed(range(depth)):
+            self.ups.append(nn.ConvTranspose2d(widths[level + 1], widths[level], 2, stride=2))
+            self.gates.append(AttentionGate(widths[level], widths[level], max(widths[level] // 2, 1))
+                              if attention else nn.Identity())
+            self.decoders.append(conv_block(2 * widths[level], widths[level]))
+        self.head = nn.Conv2d(widths[0], out_channels, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        height, width = x.shape[-2:]
+        multiple = 2**self.depth
+        pad_h, pad_w = -height % multiple, -width % multiple
+        if pad_h or pad_w:
+            mode = "reflect" if min(height, width) > max(pad_h, pad_w) else "replicate"
+            x = F.pad(x, (0, pad_w, 0, pad_h), mode=mode)
+        skips = []
+        for encoder in self.encoders:
+            x = encoder(x)
+            skips.append(x)
+            x = F.max_pool2d(x, 2)
+        x = self.bottleneck(x)
+        for up, gate, decoder, skip in zip(self.ups, self.gates, self.decoders, reversed(skips), strict=True):
+            x = up(x)
+            skip = gate(skip, x) if isinstance(gate, AttentionGate) else skip
+            x = decoder(torch.cat([skip, x], dim=1))
+        return self.head(x)[..., :height, :width]
+
+
+class ResidualDenoiser(nn.Module):
+    """Predicts the noise and subtracts it (residual learning, as in DnCNN): the network
+    only has to model what is wrong with the image, which is easier than redrawing it."""
+
+    def __init__(self, in_channels: int, width: int, depth: int, attention: bool) -> None:
+        super().__init__()
+        self.net = UNet(in_channels, in_channels, width, depth, attention)
+
+    def forward(self, noisy: torch.Tensor) -> torch.Tensor:
+        # Centring at 0.5 stands in for dataset statistics: a blind denoiser must not depend on them.
+        return (noisy - self.net(noisy - 0.5)).clamp(0, 1)
+
+
+UNET_OPTIONS = (
+    Option("width", 32, "channels of the first stage (doubled at each stage)", minimum=8, maximum=128),
+    Option("depth", 3, "number of down-sampling stages", minimum=1, maximum=5),
+)
+DENOISER_SUMMARY = (
+    "A U-Net: an encoder halves the resolution at each stage, a decoder doubles it back, and skip "
+    "connections hand each encoder stage's features straight to the decoder at the same size, so fine "
+    "detail survives. It predicts the noise and subtracts it from the input (residual learning), "
+    "which is easier than redrawing the whole image."
+)
+
+
+@register_model("unet_denoiser", task="denoising", title="U-Net denoiser", summary=DENOISER_SUMMARY,
+                options=UNET_OPTIONS)
+def unet_denoiser(*, in_channels: int = 3, width: int = 32, depth: int = 3) -> ResidualDenoiser:
+    """The seed project's U-Net, residual and slimmed from 31M to about 1.9M parameters."""
+    return ResidualDenoiser(in_channels, width, depth, attention=False)
+
+
+@register_model(
+    "attention_unet_denoiser", task="denoising", title="Attention U-Net denoiser",
+    summary=DENOISER_SUMMARY + " Attention gates weigh every skip connection pixel by pixel, using the "
+    "decoder's coarser view to decide which encoder features to pass on.",
+    options=UNET_OPTIONS,
+)
+def attention_unet_denoiser(*, in_channels: int = 3, width: int = 32, depth: int = 3) -> ResidualDenoiser:
+    """The seed project's attention U-Net, residual and slimmed."""
+    return ResidualDenoiser(in_channels, width, depth, attention=True)
+
+
+class ChromaColorizer(nn.Module):
+    """Predicts the two chroma channels (Cb, Cr of BT.601 YCbCr) from luma and recombines them
+    with the input's own luma, so the output's brightness is exactly the input's."""
+
+    def __init__(self, width: int, depth: int, attention: bool) -> None:
+        super().__init__()
+        self.net = UNet(1, 2, width, depth, attention)
+
+    def predict_chroma(self, luma: torch.Tensor) -> torch.Tensor:
+        """Cb and Cr offsets from neutral grey, in [-0.5, 0.5]."""
+        return 0.5 * torch.tanh(self.net((luma - 0.5) * 4))
+
+    def forward(self, luma: torch.Tensor) -> torch.Tensor:
+        chroma = self.predict_chroma(luma).to(luma.dtype)
+        return ycbcr_to_rgb(torch.cat([luma, chroma + 0.5], dim=1)).clamp(0, 1)
+
+
+@register_model(
+    "unet_colorizer", task="colorization", title="U-Net chroma colorizer",
+    summary=(
+        "The image's lightness is known; only its colour is missing. The U-Net therefore predicts just the "
+        "two chroma channels (Cb and Cr) from the grey input and recombines them with the input's own "
+        "lightness, so brightness and detail are never damaged. Chroma varies smoothly, so it can be "
+        "predicted at low resolution and upsampled onto a large photo's full-resolution lightness."
+    ),
+    options=(*UNET_OPTIONS, Option("attention", False, "attention gates on the skip connections",
+                                   choices=(False, True))),
+)
+def unet_colorizer(*, width: int = 32, depth: int = 3, attention: bool = False) -> ChromaColorizer:
+    """A U-Net that predicts chroma from BT.601 luma."""
+    return ChromaColorizer(width, depth, attention)

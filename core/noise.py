@@ -1,0 +1,72 @@
+"""Noise models for denoising: seeded, batched, on any device, clipped to [0, 1].
+
+Strengths use the conventions of the literature and the seed projects: Gaussian
+sigma on the 0-255 scale (sigma 25 means 25/255 on [0, 1] images), salt-and-pepper
+as the fraction of pixels replaced, Poisson as the photon count at full white
+(lower is noisier), speckle as the standard deviation of multiplicative noise.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+KINDS = ("gaussian", "salt_pepper", "poisson", "speckle")
+RANGES = {  # kind: (minimum, maximum, default), for validation and the UI's sliders
+    "gaussian": (0.0, 100.0, 25.0),
+    "salt_pepper": (0.0, 0.5, 0.07),
+    "poisson": (1.0, 255.0, 30.0),
+    "speckle": (0.0, 1.0, 0.2),
+}
+
+
+@dataclass(frozen=True)
+class NoiseSpec:
+    """One kind of noise and its strength."""
+
+    kind: str
+    level: float
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise ValueError(f"Unknown noise {self.kind!r}; choose one of {', '.join(KINDS)}.")
+        low, high, _ = RANGES[self.kind]
+        if not low <= float(self.level) <= high:  # also refuses NaN
+            raise ValueError(f"{self.kind} strength must be between {low:g} and {high:g}, not {self.level}.")
+
+    def label(self) -> str:
+        names = {"gaussian": "Gaussian σ={:g}", "salt_pepper": "salt & pepper {:g}",
+                 "poisson": "Poisson peak {:g}", "speckle": "speckle {:g}"}
+        return names[self.kind].format(self.level)
+
+
+def add_noise(images: torch.Tensor, spec: NoiseSpec, generator: torch.Generator | None = None,
+              levels: torch.Tensor | None = None) -> torch.Tensor:
+    """Noisy copies of ``images`` (floats in [0, 1]); ``levels`` gives each image its own strength.
+
+    Random numbers are drawn on the CPU from ``generator`` and moved, so a seed gives
+    the same noise on every device.
+    """
+    shape, device = images.shape, images.device
+    level = (levels if levels is not None else torch.full((shape[0],), float(spec.level)))
+    level = level.to(device=device, dtype=images.dtype).view(-1, *([1] * (images.ndim - 1)))
+    if spec.kind == "gaussian":
+        noise = torch.randn(shape, generator=generator).to(device)
+        noisy = images + noise * (level / 255.0)
+    elif spec.kind == "speckle":
+        noise = torch.randn(shape, generator=generator).to(device)
+        noisy = images + images * noise * level
+    elif spec.kind == "poisson":
+        # torch.poisson takes no generator; draw it on the CPU under a seed taken from ours.
+        seed = int(torch.randint(0, 2**62, (1,), generator=generator))
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            counts = torch.poisson((images * level).cpu().double())
+        noisy = (counts.to(device=device, dtype=images.dtype)) / level
+    else:  # salt and pepper: a fraction of pixels (all channels together) set to black or white
+        pixel_shape = (shape[0], 1, *shape[2:])
+        hit = torch.rand(pixel_shape, generator=generator).to(device) < level
+        salt = torch.rand(pixel_shape, generator=generator).to(device) < 0.5
+        noisy = torch.where(hit, salt.to(images.dtype).expand_as(images), images)
+    return noisy.clamp(0.0, 1.0)
