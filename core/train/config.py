@@ -1,0 +1,177 @@
+"""The training configuration: one dataclass shared by the command line and the Train page.
+
+``validate()`` refuses bad values with messages a person can act on, before any
+data is loaded or any thread is started.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+from core import data, models, noise
+
+OPTIMIZERS = ("sgd", "adam", "adamw")
+SCHEDULES = ("constant", "step", "cosine", "onecycle")
+LOSSES = ("mse", "l1")
+TASK_DATASETS = {
+    "classification": ("cifar10", "mnist", "fashion_mnist"),
+    "denoising": ("cifar10", "mnist", "fashion_mnist"),
+    "colorization": ("cifar10",),
+}
+
+
+class ConfigError(ValueError):
+    """A configuration that cannot run; ``problems`` lists every reason."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("; ".join(problems))
+        self.problems = problems
+
+
+@dataclass
+class TrainConfig:
+    task: str = "classification"
+    arch: str = "resnet18"
+    arch_args: dict[str, Any] = field(default_factory=dict)
+    dataset: str = "cifar10"
+    epochs: int = 10
+    batch_size: int = 256
+    subset: int | None = None  # train on this many images only (quick runs); None: all
+    val_size: int = 5000  # held out of the training split for validation
+    optimizer: str = "sgd"
+    lr: float = 0.05
+    momentum: float = 0.9  # SGD only (Nesterov)
+    weight_decay: float = 5e-4
+    schedule: str = "onecycle"
+    warmup_epochs: float = 1.0  # linear warm-up (onecycle, cosine)
+    label_smoothing: float = 0.0  # classification only
+    augment: bool = True  # random 2-pixel translation and horizontal flips
+    loss: str = "mse"  # denoising / colorization
+    noise: str = "gaussian"  # denoising: the noise kind
+    noise_level: float = 25.0  # denoising: the strength (see core.noise)
+    noise_max_level: float | None = None  # denoising: draw each image's level up to this (blind denoisers)
+    seed: int = 0
+    device: str | None = None  # None: best available (cuda, mps, cpu)
+    amp: bool = True  # mixed precision where the device supports it (CUDA)
+    channels_last: bool = True
+    compile: bool = False  # torch.compile the model
+    name: str | None = None  # checkpoint name; default derived from task, arch and time
+    out: str | None = None  # checkpoint folder; default the app's user checkpoint folder
+    resume: str | None = None  # a checkpoint (name or path) to continue from
+    max_minutes: float | None = None  # a server-side time cap; the run stops cleanly past it
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ConfigError([f"Unknown setting(s): {', '.join(unknown)}."])
+        return cls(**values)
+
+    def validate(self) -> TrainConfig:
+        """Return self if runnable; raise ConfigError listing every problem otherwise."""
+        problems: list[str] = []
+
+        def number(name: str, low: float, high: float, integer: bool = False, optional: bool = False) -> None:
+            value = getattr(self, name)
+            if value is None and optional:
+                return
+            wrong_type = isinstance(value, bool) or not isinstance(value, int | float)
+            if wrong_type or (integer and not isinstance(value, int)):
+                problems.append(f"{name} must be {'a whole number' if integer else 'a number'}, not {value!r}.")
+            elif not (math.isfinite(value) and low <= value <= high):
+                problems.append(f"{name} must be between {low:g} and {high:g}, not {value!r}.")
+
+        if self.task not in models.TASKS:
+            problems.append(f"Unknown task {self.task!r}; choose one of {', '.join(models.TASKS)}.")
+        else:
+            try:
+                arch = models.get_architecture(self.arch)
+                if arch.task != self.task:
+                    problems.append(f"{self.arch} is a {arch.task} model, not a {self.task} one.")
+                known = {o.name for o in arch.options}
+                for key, value in (self.arch_args or {}).items():
+                    option = next((o for o in arch.options if o.name == key), None)
+                    if option is None:
+                        offered = ", ".join(sorted(known)) or "none"
+                        problems.append(f"{self.arch} has no option {key!r}; it has {offered}.")
+                    elif option.choices and value not in option.choices:
+                        problems.append(f"{key} must be one of {option.choices}, not {value!r}.")
+                    elif option.minimum is not None and (
+                        isinstance(value, bool) or not isinstance(value, int | float)
+                        or not option.minimum <= value <= (option.maximum or math.inf)
+                    ):
+                        problems.append(
+                            f"{key} must be between {option.minimum:g} and {option.maximum:g}, not {value!r}.")
+            except ValueError as error:
+                problems.append(str(error))
+            if self.dataset not in TASK_DATASETS[self.task]:
+                problems.append(f"{self.task} trains on {', '.join(TASK_DATASETS[self.task])}, not {self.dataset!r}.")
+        if self.dataset not in data.DATASETS:
+            problems.append(f"Unknown dataset {self.dataset!r}.")
+        number("epochs", 1, 1000, integer=True)
+        number("batch_size", 1, 8192, integer=True)
+        number("subset", 1, 10_000_000, integer=True, optional=True)
+        number("val_size", 0, 100_000, integer=True)
+        number("lr", 1e-7, 10)
+        number("momentum", 0, 0.999)
+        number("weight_decay", 0, 1)
+        number("warmup_epochs", 0, 1000)
+        number("label_smoothing", 0, 0.5)
+        number("seed", 0, 2**31 - 1, integer=True)
+        number("max_minutes", 0.01, 10_000, optional=True)
+        if self.optimizer not in OPTIMIZERS:
+            problems.append(f"Unknown optimizer {self.optimizer!r}; choose one of {', '.join(OPTIMIZERS)}.")
+        if self.schedule not in SCHEDULES:
+            problems.append(f"Unknown schedule {self.schedule!r}; choose one of {', '.join(SCHEDULES)}.")
+        if self.loss not in LOSSES:
+            problems.append(f"Unknown loss {self.loss!r}; choose one of {', '.join(LOSSES)}.")
+        if self.task == "denoising":
+            try:
+                noise.NoiseSpec(self.noise, self.noise_level)
+                if self.noise_max_level is not None:
+                    noise.NoiseSpec(self.noise, self.noise_max_level)
+            except ValueError as error:
+                problems.append(str(error))
+        unsafe_name = not self.name or any(c in self.name for c in "/\\\0") or self.name.startswith(".")
+        if self.name is not None and unsafe_name:
+            problems.append(f"name {self.name!r} cannot be used as a file name.")
+        if problems:
+            raise ConfigError(problems)
+        return self
+
+
+PRESETS: dict[str, dict[str, dict[str, Any]]] = {
+    # task: preset label -> settings layered over TrainConfig's defaults
+    "classification": {
+        "Quick, a few minutes on a CPU": dict(arch="resnet18", arch_args={"width": 16}, epochs=2, subset=10_000,
+                                              batch_size=256, lr=0.1, schedule="onecycle", label_smoothing=0.1),
+        "Full": dict(arch="resnet18", arch_args={}, epochs=30, subset=None, batch_size=256, lr=0.1,
+                     schedule="onecycle", label_smoothing=0.1),
+    },
+    "denoising": {
+        "Quick, a few minutes on a CPU": dict(arch="conv_dae", arch_args={"width": 32}, dataset="mnist", epochs=2,
+                                              subset=10_000, batch_size=128, optimizer="adam", lr=2e-3,
+                                              schedule="cosine", noise="gaussian", noise_level=50.0, augment=False),
+        "Full": dict(arch="conv_dae", arch_args={}, dataset="mnist", epochs=20, subset=None, batch_size=128,
+                     optimizer="adam", lr=2e-3, schedule="cosine", noise="gaussian", noise_level=127.5,
+                     augment=False),
+    },
+    "colorization": {
+        "Quick, a few minutes on a CPU": dict(arch="unet_colorizer", arch_args={"width": 16}, epochs=2,
+                                              subset=10_000, batch_size=128, optimizer="adam", lr=2e-3,
+                                              schedule="cosine", loss="l1"),
+        "Full": dict(arch="unet_colorizer", arch_args={}, epochs=30, subset=None, batch_size=128,
+                     optimizer="adamw", lr=2e-3, schedule="onecycle", loss="l1"),
+    },
+}
+
+
+def preset(task: str, label: str) -> TrainConfig:
+    """A TrainConfig for ``task`` with the preset ``label`` applied."""
+    return TrainConfig(task=task, **PRESETS[task][label])

@@ -1,0 +1,431 @@
+"""The one trainer for every task, on a CPU, a GPU, or several through torchrun.
+
+The loop knows nothing of who listens: it emits events to callbacks (a terminal
+progress bar, the Train page's live state, the run store), the Lightning way.
+Stop is cooperative (checked every batch); a non-finite loss ends the run as
+``diverged``. After every epoch the checkpoint and a resume file are written
+atomically by rank 0, so a killed run loses at most the epoch in progress.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import inspect
+import json
+import math
+import os
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.distributed as dist
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from core import checkpoints, data, devices, models, paths
+from core.train.config import TrainConfig
+from core.train.tasks import Task, make_task
+
+VALIDATION_SPLIT_SEED = 20_240_601  # fixed, so every run validates on the same images
+EVAL_NOISE_SEED = 1234  # fixed noise for validation and test images: comparable across runs
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN or infinite."""
+
+
+@dataclass
+class EpochRecord:
+    epoch: int  # 1-based
+    train_loss: float
+    train_metrics: dict[str, float]
+    val_loss: float | None
+    val_metrics: dict[str, float]
+    seconds: float
+    images_per_second: float
+    lr: float
+
+
+@dataclass
+class RunResult:
+    status: str  # finished, stopped, diverged or failed
+    message: str
+    epochs_completed: int
+    history: list[EpochRecord] = field(default_factory=list)
+    test_metrics: dict[str, float] = field(default_factory=dict)
+    checkpoint: str | None = None
+    seconds: float = 0.0
+
+
+class Callback:
+    """Subscribe to the trainer's events by overriding any of these."""
+
+    def on_train_start(self, trainer: Trainer) -> None: ...
+    def on_batch_end(self, trainer: Trainer, step: int, loss: torch.Tensor, batch_size: int) -> None: ...
+    def on_epoch_end(self, trainer: Trainer, record: EpochRecord) -> None: ...
+    def on_finish(self, trainer: Trainer, result: RunResult) -> None: ...
+
+
+def lr_factor(schedule: str, step: int, total_steps: int, warmup_steps: int) -> float:
+    """The learning-rate multiplier at ``step`` (0-based) of ``total_steps``."""
+    if schedule == "constant":
+        return 1.0
+    if schedule == "step":  # divide by 10 at 50% and 75% of training
+        return 0.1 ** sum(step >= total_steps * m for m in (0.5, 0.75))
+    if step < warmup_steps:
+        return (step + 1) / warmup_steps
+    progress = (step - warmup_steps) / max(total_steps - warmup_steps, 1)
+    if schedule == "cosine":
+        return 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
+    return max(1.0 - progress, 0.0)  # onecycle: linear warm-up, then linear decay to zero
+
+
+def split_train_val(images: torch.Tensor, labels: torch.Tensor, val_size: int
+                    ) -> tuple[tuple[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]:
+    """Hold ``val_size`` images of the training split out, the same ones in every run."""
+    order = torch.randperm(len(labels), generator=torch.Generator().manual_seed(VALIDATION_SPLIT_SEED))
+    val, train = order[:val_size], order[val_size:]
+    return (images[train], labels[train]), (images[val], labels[val])
+
+
+def default_arch_args(config: TrainConfig, train: data.ImageDataset) -> dict[str, Any]:
+    """Dataset-dependent builder arguments (channels, classes, statistics) under the user's."""
+    builder = inspect.signature(models.get_architecture(config.arch).builder).parameters
+    derived: dict[str, Any] = {}
+    if "in_channels" in builder:
+        derived["in_channels"] = train.images.shape[1]
+    if "num_classes" in builder:
+        derived["num_classes"] = len(train.classes)
+    if "mean" in builder and "std" in builder:
+        floats = train.images[:10_000].float().div(255)
+        derived["mean"] = [round(v, 4) for v in floats.mean(dim=(0, 2, 3)).tolist()]
+        derived["std"] = [round(v, 4) for v in floats.std(dim=(0, 2, 3)).tolist()]
+    return {**derived, **config.arch_args}
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, task: Task, images: torch.Tensor, labels: torch.Tensor, *, batch_size: int = 500,
+             device: torch.device | str = "cpu", amp: torch.dtype | None = None,
+             channels_last: bool = False) -> tuple[float, dict[str, float]]:
+    """Mean loss and metrics of ``model`` on uint8 ``images``; noise is seeded, so repeatable."""
+    was_training = model.training
+    model.eval()
+    generator = torch.Generator().manual_seed(EVAL_NOISE_SEED)
+    loader = data.TensorLoader(images, labels, batch_size, shuffle=False, device=device)
+    loss_sum, sums, count = 0.0, {}, 0
+    for batch, batch_labels in loader:
+        inputs, target = task.prepare(batch, batch_labels, generator)
+        if channels_last:
+            inputs = inputs.contiguous(memory_format=torch.channels_last)
+        with _autocast(torch.device(device), amp):
+            output = model(inputs)
+        loss_sum += float(task.loss(output, target)) * len(batch)
+        for key, value in task.metric_sums(output, target).items():
+            sums[key] = sums.get(key, 0.0) + value
+        count += len(batch)
+    model.train(was_training)
+    return loss_sum / max(count, 1), task.finalize(sums, count)
+
+
+def _autocast(device: torch.device, dtype: torch.dtype | None) -> contextlib.AbstractContextManager:
+    return torch.autocast(device.type, dtype=dtype) if dtype is not None else contextlib.nullcontext()
+
+
+def resume_path(weights: str | Path) -> Path:
+    """The file beside a checkpoint that holds what resuming needs beyond the weights."""
+    weights = Path(weights)
+    return weights.with_name(weights.stem + ".resume.safetensors")
+
+
+class Trainer:
+    """Train ``config`` once: ``Trainer(config, callbacks).fit()`` returns a RunResult."""
+
+    def __init__(self, config: TrainConfig, callbacks: list[Callback] | tuple[Callback, ...] = (),
+                 stop_event: threading.Event | None = None, command: str | None = None) -> None:
+        self.config = config.validate()
+        self.callbacks = list(callbacks)
+        self.stop_event = stop_event or threading.Event()
+        self.command = command or config_to_command(config)
+        self.rank, self.world_size = 0, 1
+        self.device = torch.device("cpu")
+        self.step = 0
+        self.total_steps = 0
+        self.epoch = 0
+        self.history: list[EpochRecord] = []
+        self.checkpoint_path: Path | None = None
+        self.started = 0.0
+
+    # ---- set-up ---------------------------------------------------------------------------------
+    def _setup_distributed(self) -> None:
+        if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+            if not dist.is_initialized():
+                backend = "nccl" if torch.cuda.is_available() else "gloo"
+                dist.init_process_group(backend)
+            self.rank, self.world_size = dist.get_rank(), dist.get_world_size()
+            if torch.cuda.is_available() and self.config.device in (None, "cuda"):
+                local = int(os.environ.get("LOCAL_RANK", "0"))
+                torch.cuda.set_device(local)
+                self.device = torch.device("cuda", local)
+                return
+        self.device = devices.pick_device(self.config.device)
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    def _emit(self, event: str, *args: Any) -> None:
+        for callback in self.callbacks:
+            getattr(callback, event)(self, *args)
+
+    # ---- the run ----------------------------------------------------------------------------------
+    def fit(self) -> RunResult:
+        self.started = time.monotonic()
+        config = self.config
+        try:
+            self._setup_distributed()
+            torch.manual_seed(config.seed)
+            self.task = make_task(config)
+            self._load_data()
+            self._build()
+            self._emit("on_train_start")
+            status, message = self._loop()
+            test_metrics: dict[str, float] = {}
+            if status == "finished":
+                _, test_metrics = evaluate(self.model, self.task, self.test.images, self.test.labels,
+                                           batch_size=max(config.batch_size, 256), device=self.device,
+                                           amp=self.amp, channels_last=config.channels_last)
+                test_metrics = {f"test_{k}": v for k, v in test_metrics.items()}
+                self._save(test_metrics)
+                message = f"test {self.task.headline}={test_metrics[f'test_{self.task.headline}']:.4f}"
+            result = RunResult(status, message, len(self.history), self.history, test_metrics,
+                               str(self.checkpoint_path) if self.checkpoint_path else None,
+                               time.monotonic() - self.started)
+        except TrainingDiverged as error:
+            result = RunResult("diverged", str(error), len(self.history), self.history,
+                               checkpoint=str(self.checkpoint_path) if self.checkpoint_path else None,
+                               seconds=time.monotonic() - self.started)
+        except Exception as error:
+            result = RunResult("failed", f"{type(error).__name__}: {error}", len(self.history), self.history,
+                               checkpoint=str(self.checkpoint_path) if self.checkpoint_path else None,
+                               seconds=time.monotonic() - self.started)
+            self._emit("on_finish", result)
+            raise
+        self._emit("on_finish", result)
+        return result
+
+    def _load_data(self) -> None:
+        config = self.config
+        full = data.load_dataset(config.dataset, "train")
+        self.test = data.load_dataset(config.dataset, "test")
+        if config.val_size >= len(full):
+            raise ValueError(f"val_size {config.val_size} leaves no training images out of {len(full)}.")
+        (train_images, train_labels), (val_images, val_labels) = split_train_val(
+            full.images, full.labels, config.val_size)
+        if config.subset is not None:
+            train_images, train_labels = train_images[: config.subset], train_labels[: config.subset]
+        self.train_data = data.ImageDataset(full.name, "train", train_images, train_labels, full.classes, full.source)
+        self.val_images, self.val_labels = val_images, val_labels
+        per_rank_batch = max(config.batch_size // self.world_size, 1)
+        augment = config.augment
+        self.loader = data.TensorLoader(
+            train_images, train_labels, per_rank_batch, shuffle=True, flip=augment,
+            translate=2 if augment else 0, drop_last=len(train_labels) >= 4 * config.batch_size,
+            seed=config.seed, device=self.device, rank=self.rank, world_size=self.world_size,
+        )
+
+    def _build(self) -> None:
+        config = self.config
+        self.arch_args = default_arch_args(config, self.train_data)
+        self.start_epoch = 0
+        if config.resume:
+            self.model, meta = checkpoints.load(config.resume)
+            if meta["architecture"] != config.arch:
+                raise ValueError(f"Cannot resume {meta['architecture']} weights as {config.arch}.")
+            self.arch_args = meta["arch_args"]
+            self.checkpoint_path = checkpoints.resolve(config.resume)
+        else:
+            self.model = models.build(config.arch, **self.arch_args)
+        self.model.to(self.device)
+        if config.channels_last:
+            self.model.to(memory_format=torch.channels_last)
+        self.amp = devices.amp_dtype(self.device) if config.amp else None
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        if config.optimizer == "sgd":
+            self.optimizer = torch.optim.SGD(params, lr=config.lr, momentum=config.momentum,
+                                             nesterov=config.momentum > 0, weight_decay=config.weight_decay)
+        elif config.optimizer == "adam":
+            self.optimizer = torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay)
+        else:
+            self.optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
+        if config.resume:
+            self._restore_training_state(resume_path(self.checkpoint_path))
+        self.forward_model: nn.Module = self.model
+        if config.compile:
+            self.forward_model = torch.compile(self.forward_model)
+        if self.world_size > 1:
+            self.forward_model = nn.parallel.DistributedDataParallel(
+                self.forward_model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
+        self.steps_per_epoch = len(self.loader)
+        self.total_steps = config.epochs * self.steps_per_epoch
+        warmup = int(config.warmup_epochs * self.steps_per_epoch) if config.schedule in ("onecycle", "cosine") else 0
+        self.warmup_steps = min(warmup, int(0.3 * self.total_steps))  # short runs still get to decay
+        self.step = self.start_epoch * self.steps_per_epoch
+        if self.checkpoint_path is None:
+            name = config.name or f"{config.task}-{config.arch}-{config.dataset}-{datetime.now():%Y%m%d-%H%M%S}"
+            self.checkpoint_path = Path(config.out or paths.user_checkpoints()) / f"{name}.safetensors"
+        self.name = self.checkpoint_path.stem
+
+    def _loop(self) -> tuple[str, str]:
+        config, task = self.config, self.task
+        deadline = self.started + config.max_minutes * 60 if config.max_minutes else None
+        for epoch in range(self.start_epoch, config.epochs):
+            self.epoch = epoch
+            self.loader.set_epoch(epoch)
+            noise_generator = torch.Generator().manual_seed(config.seed * 7919 + epoch * 104_729 + self.rank)
+            self.forward_model.train()
+            epoch_start = time.monotonic()
+            loss_sum = torch.zeros((), device=self.device)
+            sums: dict[str, float] = {}
+            count = 0
+            for batch, labels in self.loader:
+                if self.stop_event.is_set():
+                    return "stopped", f"Stopped by request during epoch {epoch + 1}."
+                if deadline and time.monotonic() > deadline:
+                    return "stopped", f"Stopped at the time limit of {config.max_minutes:g} minutes."
+                lr = config.lr * lr_factor(config.schedule, self.step, self.total_steps, self.warmup_steps)
+                for group in self.optimizer.param_groups:
+                    group["lr"] = lr
+                inputs, target = task.prepare(batch, labels, noise_generator)
+                if config.channels_last:
+                    inputs = inputs.contiguous(memory_format=torch.channels_last)
+                with _autocast(self.device, self.amp):
+                    output = self.forward_model(inputs)
+                loss = task.loss(output, target)
+                if not torch.isfinite(loss):
+                    raise TrainingDiverged(
+                        f"The loss became {float(loss.detach())} at epoch {epoch + 1}, step {self.step + 1}: "
+                        "the learning "
+                        f"rate ({config.lr:g}) is probably too high for {config.arch}.")
+                self.optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                self.optimizer.step()
+                self.step += 1
+                detached = loss.detach()
+                loss_sum += detached * len(batch)
+                for key, value in task.metric_sums(output.detach(), target).items():
+                    sums[key] = sums.get(key, 0.0) + value
+                count += len(batch)
+                self._emit("on_batch_end", self.step, detached, len(batch))
+            seconds = time.monotonic() - epoch_start
+            train_loss, sums, count = self._all_reduce(float(loss_sum), sums, count)
+            val_loss, val_metrics = (None, {})
+            if len(self.val_labels):
+                val_loss, val_metrics = evaluate(self.model, task, self.val_images, self.val_labels,
+                                                 batch_size=max(config.batch_size, 256), device=self.device,
+                                                 amp=self.amp, channels_last=config.channels_last)
+            record = EpochRecord(epoch + 1, train_loss / max(count, 1), task.finalize(sums, count), val_loss,
+                                 val_metrics, seconds, count / max(seconds, 1e-9), lr)
+            self.history.append(record)
+            self._save({})
+            self._emit("on_epoch_end", record)
+        return "finished", "Finished."
+
+    def _all_reduce(self, loss_sum: float, sums: dict[str, float], count: int) -> tuple[float, dict[str, float], int]:
+        if self.world_size == 1:
+            return loss_sum, sums, count
+        keys = sorted(sums)
+        packed = torch.tensor([loss_sum, count, *(sums[k] for k in keys)], dtype=torch.float64)
+        dist.all_reduce(packed)
+        return float(packed[0]), {k: float(v) for k, v in zip(keys, packed[2:], strict=True)}, int(packed[1])
+
+    # ---- checkpoints ------------------------------------------------------------------------------
+    def _save(self, test_metrics: dict[str, float]) -> None:
+        if not self.is_main:
+            return
+        last = self.history[-1] if self.history else None
+        metrics = dict(test_metrics)
+        meta = {
+            "name": self.name,
+            "task": self.config.task,
+            "architecture": self.config.arch,
+            "arch_args": self.arch_args,
+            "dataset": self.config.dataset,
+            "metrics": metrics,
+            "measured_by": self.command if metrics else None,
+            "recipe": {**self.config.to_dict(), "command": self.command},
+            "training": {
+                "epochs_completed": len(self.history),
+                "seconds": round(sum(r.seconds for r in self.history), 1),
+                "device": devices.describe(self.device),
+                "world_size": self.world_size,
+                "last_val_metrics": last.val_metrics if last else {},
+            },
+        }
+        checkpoints.save(self.model, self.checkpoint_path, meta)
+        self._save_training_state()
+
+    def _save_training_state(self) -> None:
+        """Optimizer tensors in safetensors, everything else as JSON in its metadata: no pickle."""
+        state = self.optimizer.state_dict()
+        tensors, scalars = {}, {}
+        for index, entries in state["state"].items():
+            for key, value in entries.items():
+                if isinstance(value, torch.Tensor):
+                    tensors[f"{index}.{key}"] = value.detach().cpu().contiguous()
+                else:
+                    scalars[f"{index}.{key}"] = value
+        metadata = {
+            "epoch": str(len(self.history)),
+            "param_groups": json.dumps(state["param_groups"]),
+            "scalars": json.dumps(scalars),
+            "history": json.dumps([asdict(r) for r in self.history]),
+        }
+        target = resume_path(self.checkpoint_path)
+        tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+        try:
+            save_file(tensors or {"_empty": torch.zeros(0)}, str(tmp), metadata=metadata)
+            os.replace(tmp, target)
+        finally:
+            tmp.unlink(missing_ok=True)
+
+    def _restore_training_state(self, path: Path) -> None:
+        if not path.is_file():
+            raise ValueError(f"Cannot resume: {path.name} (the optimizer state) is missing.")
+        from safetensors import safe_open
+
+        with safe_open(str(path), framework="pt") as handle:
+            metadata = handle.metadata()
+        tensors = load_file(str(path))
+        state: dict[int, dict[str, Any]] = {}
+        for key, value in tensors.items():
+            if key != "_empty":
+                index, name = key.split(".", 1)
+                state.setdefault(int(index), {})[name] = value.to(self.device)
+        for key, value in json.loads(metadata["scalars"]).items():
+            index, name = key.split(".", 1)
+            state.setdefault(int(index), {})[name] = value
+        self.optimizer.load_state_dict({"state": state, "param_groups": json.loads(metadata["param_groups"])})
+        self.history = [EpochRecord(**record) for record in json.loads(metadata["history"])]
+        self.start_epoch = int(metadata["epoch"])
+
+
+def config_to_command(config: TrainConfig) -> str:
+    """The command line that reproduces ``config``."""
+    defaults = TrainConfig()
+    parts = ["python -m core.train"]
+    for key, value in config.to_dict().items():
+        always_shown = key in ("task", "arch", "dataset", "epochs")
+        if key == "arch_args" or (value == getattr(defaults, key) and not always_shown):
+            continue
+        flag = "--" + key.replace("_", "-")
+        if isinstance(value, bool):
+            parts.append(flag if value else f"--no-{key.replace('_', '-')}")
+        elif value is not None:
+            parts.append(f"{flag} {value}")
+    for key, value in sorted(config.arch_args.items()):
+        parts.append(f"--arch-arg {key}={json.dumps(value)}")
+    return " ".join(parts)

@@ -1,0 +1,97 @@
+"""What differs between tasks: how a batch becomes (input, target), the loss, the metrics.
+
+Adding a task means adding one class here and a name in ``TASKS``. Metrics are
+returned as *sums* over the batch so they can be added across batches and
+all-reduced across processes before dividing by the count.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from kornia.color import rgb_to_grayscale
+
+from core import metrics, noise
+from core.train.config import TrainConfig
+
+
+class Task:
+    name: str
+    headline: str  # the metric shown first and written as `test <headline>=...`
+    higher_is_better = True
+
+    def __init__(self, config: TrainConfig) -> None:
+        self.config = config
+
+    def prepare(self, images: torch.Tensor, labels: torch.Tensor, generator: torch.Generator
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+        raise NotImplementedError
+
+    def loss(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def metric_sums(self, output: torch.Tensor, target: torch.Tensor) -> dict[str, float]:
+        raise NotImplementedError
+
+    @staticmethod
+    def finalize(sums: dict[str, float], count: int) -> dict[str, float]:
+        """Turn summed metrics into means (and dataset-level PSNR from summed MSE)."""
+        result = {key: value / max(count, 1) for key, value in sums.items() if key != "mse"}
+        if "mse" in sums:
+            result["psnr_dataset"] = metrics.psnr_from_mse(sums["mse"] / max(count, 1))
+        return result
+
+
+class Classification(Task):
+    name, headline = "classification", "accuracy"
+
+    def prepare(self, images, labels, generator):
+        return images, labels
+
+    def loss(self, output, target):
+        return F.cross_entropy(output.float(), target, label_smoothing=self.config.label_smoothing)
+
+    def metric_sums(self, output, target):
+        return {"accuracy": float((output.argmax(1) == target).sum())}
+
+
+class Denoising(Task):
+    name, headline = "denoising", "psnr"
+
+    def __init__(self, config: TrainConfig) -> None:
+        super().__init__(config)
+        self.spec = noise.NoiseSpec(config.noise, config.noise_level)
+
+    def prepare(self, images, labels, generator):
+        levels = None
+        if self.config.noise_max_level is not None:
+            low, high = sorted((self.config.noise_level, self.config.noise_max_level))
+            levels = low + (high - low) * torch.rand(len(images), generator=generator)
+        return noise.add_noise(images, self.spec, generator, levels), images
+
+    def loss(self, output, target):
+        output = output.float()
+        return F.l1_loss(output, target) if self.config.loss == "l1" else F.mse_loss(output, target)
+
+    def metric_sums(self, output, target):
+        output = output.float().clamp(0, 1)
+        return {"psnr": float(metrics.psnr(output, target).sum()),
+                "mse": float(metrics.per_image_mse(output, target).sum())}
+
+
+class Colorization(Denoising):
+    name, headline = "colorization", "psnr_dataset"
+
+    def __init__(self, config: TrainConfig) -> None:
+        Task.__init__(self, config)
+
+    def prepare(self, images, labels, generator):
+        # BT.601 luma, the same weights as PIL's convert("L").
+        return rgb_to_grayscale(images), images
+
+
+TASKS: dict[str, type[Task]] = {task.name: task for task in (Classification, Denoising, Colorization)}
+
+
+def make_task(config: TrainConfig) -> Task:
+    return TASKS[config.task](config)

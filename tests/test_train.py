@@ -1,0 +1,292 @@
+"""core.train: tasks, schedules, validation, stop, divergence, reproducibility, resume, run store, DDP."""
+
+from __future__ import annotations
+
+import math
+import os
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from core import checkpoints, metrics
+from core.train import ConfigError, TrainConfig, Trainer
+from core.train.__main__ import main as cli_main
+from core.train.engine import Callback, config_to_command, lr_factor
+from core.train.runs import RunRecorder, RunStore
+from core.train.tasks import Classification, Colorization, Denoising
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def tiny(tmp_path: Path, **overrides) -> TrainConfig:
+    """A run of a few seconds on real CIFAR-10: 256 images, a width-8 staged CNN."""
+    settings = dict(task="classification", arch="staged_cnn", arch_args={"variant": "baseline", "width": 8},
+                    dataset="cifar10", epochs=2, batch_size=64, subset=256, val_size=128, lr=0.05,
+                    schedule="cosine", seed=3, out=str(tmp_path / "ckpt"), name="tiny")
+    settings.update(overrides)
+    return TrainConfig(**settings)
+
+
+# ---- tasks -------------------------------------------------------------------------------------------
+
+def test_classification_loss_and_accuracy() -> None:
+    task = Classification(TrainConfig(label_smoothing=0.0))
+    logits = torch.tensor([[5.0, 0.0], [0.0, 5.0], [5.0, 0.0]])
+    labels = torch.tensor([0, 1, 1])
+    assert task.metric_sums(logits, labels) == {"accuracy": 2.0}
+    assert task.finalize({"accuracy": 2.0}, 3) == {"accuracy": pytest.approx(2 / 3)}
+    expected = torch.nn.functional.cross_entropy(logits, labels)
+    assert float(task.loss(logits, labels)) == pytest.approx(float(expected))
+    smoothed = Classification(TrainConfig(label_smoothing=0.2)).loss(logits, labels)
+    assert float(smoothed) != pytest.approx(float(expected))
+
+
+def test_denoising_task_adds_seeded_noise_and_measures_psnr() -> None:
+    task = Denoising(TrainConfig(task="denoising", arch="conv_dae", dataset="mnist", noise="gaussian",
+                                 noise_level=25.0))
+    clean = torch.full((4, 3, 32, 32), 0.5)
+    noisy, target = task.prepare(clean, torch.zeros(4), torch.Generator().manual_seed(0))
+    again, _ = task.prepare(clean, torch.zeros(4), torch.Generator().manual_seed(0))
+    assert torch.equal(noisy, again) and torch.equal(target, clean)
+    assert float((noisy - clean).std()) == pytest.approx(25 / 255, rel=0.05)
+    # A uniform error of 0.1 is a PSNR of exactly 20 dB (peak 1).
+    sums = task.metric_sums(clean + 0.1, clean)
+    assert sums["psnr"] / 4 == pytest.approx(20.0, abs=1e-4)
+    assert task.finalize(sums, 4)["psnr_dataset"] == pytest.approx(20.0, abs=1e-4)
+
+
+def test_blind_denoising_draws_a_level_per_image() -> None:
+    task = Denoising(TrainConfig(task="denoising", arch="conv_dae", dataset="mnist", noise_level=0.0,
+                                 noise_max_level=50.0))
+    noisy, clean = task.prepare(torch.full((64, 1, 16, 16), 0.5), torch.zeros(64), torch.Generator().manual_seed(1))
+    spread = (noisy - clean).flatten(1).std(1)
+    assert spread.min() < 10 / 255 and spread.max() > 35 / 255
+
+
+def test_colorization_task_feeds_bt601_luma() -> None:
+    task = Colorization(TrainConfig(task="colorization", arch="unet_colorizer"))
+    images = torch.rand(2, 3, 8, 8)
+    luma, target = task.prepare(images, torch.zeros(2), torch.Generator())
+    expected = 0.299 * images[:, 0] + 0.587 * images[:, 1] + 0.114 * images[:, 2]
+    assert luma.shape == (2, 1, 8, 8) and torch.allclose(luma[:, 0], expected, atol=1e-6)
+    assert torch.equal(target, images)
+    assert task.headline == "psnr_dataset"
+
+
+def test_metrics_psnr_known_values() -> None:
+    target = torch.zeros(1, 1, 4, 4)
+    assert float(metrics.psnr(target + 0.5, target)) == pytest.approx(10 * math.log10(4))
+    assert float(metrics.psnr(target, target)) == metrics.MAX_PSNR
+    assert metrics.psnr_from_mse(0.01) == pytest.approx(20.0)
+
+
+# ---- schedules and configuration ---------------------------------------------------------------------
+
+def test_schedules() -> None:
+    assert lr_factor("constant", 50, 100, 0) == 1.0
+    assert [lr_factor("step", s, 100, 0) for s in (0, 49, 50, 75)] == pytest.approx([1, 1, 0.1, 0.01])
+    assert lr_factor("onecycle", 0, 100, 10) == pytest.approx(0.1)
+    assert lr_factor("onecycle", 9, 100, 10) == pytest.approx(1.0)
+    assert lr_factor("onecycle", 100, 100, 10) == pytest.approx(0.0)
+    assert lr_factor("cosine", 55, 100, 10) == pytest.approx(0.5)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"epochs": 0}, "epochs must be between 1"),
+        ({"epochs": -3}, "epochs must be between 1"),
+        ({"epochs": 2.5}, "epochs must be a whole number"),
+        ({"epochs": "10"}, "epochs must be a whole number"),
+        ({"lr": float("nan")}, "lr must be between"),
+        ({"lr": 1e9}, "lr must be between"),
+        ({"batch_size": True}, "batch_size must be a whole number"),
+        ({"subset": 0}, "subset must be between"),
+        ({"arch": "vgg99"}, "Unknown architecture 'vgg99'"),
+        ({"arch": "conv_dae"}, "conv_dae is a denoising model"),
+        ({"dataset": "imagenet"}, "Unknown dataset"),
+        ({"optimizer": "lbfgs"}, "Unknown optimizer"),
+        ({"schedule": "exp"}, "Unknown schedule"),
+        ({"arch_args": {"depth": 3}}, "has no option 'depth'"),
+        ({"arch_args": {"width": 1e6}}, "width must be between"),
+        ({"name": "../escape"}, "cannot be used as a file name"),
+        ({"task": "segmentation"}, "Unknown task"),
+    ],
+)
+def test_bad_configurations_are_refused_before_anything_starts(change: dict, message: str) -> None:
+    config = TrainConfig(**{**dict(arch="resnet18"), **change})
+    with pytest.raises(ConfigError, match=message):
+        config.validate()
+
+
+def test_noise_settings_are_validated() -> None:
+    with pytest.raises(ConfigError, match="gaussian strength must be between 0 and 100"):
+        TrainConfig(task="denoising", arch="conv_dae", noise_level=500.0).validate()
+    with pytest.raises(ConfigError, match="Unknown noise"):
+        TrainConfig(task="denoising", arch="conv_dae", noise="pink").validate()
+
+
+def test_unknown_settings_are_refused() -> None:
+    with pytest.raises(ConfigError, match="Unknown setting"):
+        TrainConfig.from_dict({"epochz": 3})
+
+
+def test_cli_refuses_bad_values_with_exit_code_2(capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli_main(["--epochs", "-1", "--arch", "nope"]) == 2
+    err = capsys.readouterr().err
+    assert "epochs must be between 1" in err and "Unknown architecture 'nope'" in err
+
+
+# ---- the loop ----------------------------------------------------------------------------------------
+
+class StopAt(Callback):
+    """Requests a stop once ``step`` batches have run, and counts the batches."""
+
+    def __init__(self, trainer_stop: threading.Event, step: int) -> None:
+        self.stop, self.at, self.batches = trainer_stop, step, 0
+
+    def on_batch_end(self, trainer, step, loss, batch_size) -> None:
+        self.batches += 1
+        if step == self.at:
+            self.stop.set()
+
+
+def test_a_run_trains_writes_its_checkpoint_and_records_history(tmp_path: Path, data_root: Path) -> None:
+    result = Trainer(tiny(tmp_path, epochs=3)).fit()
+    assert result.status == "finished" and result.epochs_completed == 3
+    assert 0.0 <= result.test_metrics["test_accuracy"] <= 1.0
+    _, meta = checkpoints.load(result.checkpoint)
+    assert meta["metrics"] == result.test_metrics
+    assert meta["measured_by"].startswith("python -m core.train --task classification --arch staged_cnn")
+    assert meta["recipe"]["epochs"] == 3 and meta["training"]["epochs_completed"] == 3
+    assert meta["arch_args"]["num_classes"] == 10 and len(meta["arch_args"]["mean"]) == 3
+    assert [r.epoch for r in result.history] == [1, 2, 3]
+    assert result.history[-1].train_loss < result.history[0].train_loss
+
+
+def test_stop_ends_within_one_batch_and_keeps_the_last_epoch(tmp_path: Path, data_root: Path) -> None:
+    stop = threading.Event()
+    # 4 batches per epoch: stop after the 2nd batch of epoch 2.
+    counter = StopAt(stop, step=6)
+    result = Trainer(tiny(tmp_path, epochs=3), callbacks=[counter], stop_event=stop).fit()
+    assert result.status == "stopped" and counter.batches == 6
+    assert result.epochs_completed == 1
+    _, meta = checkpoints.load(result.checkpoint)
+    assert meta["training"]["epochs_completed"] == 1 and meta["metrics"] == {}
+
+
+def test_non_finite_loss_stops_the_run_as_diverged(tmp_path: Path, data_root: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    calls = {"n": 0}
+    original = Classification.loss
+
+    def poisoned(self, output, target):
+        calls["n"] += 1
+        loss = original(self, output, target)
+        return loss * float("nan") if calls["n"] == 3 else loss
+
+    monkeypatch.setattr(Classification, "loss", poisoned)
+    result = Trainer(tiny(tmp_path)).fit()
+    assert result.status == "diverged" and "loss became nan" in result.message
+    assert "learning rate" in result.message
+
+
+def test_same_config_and_seed_give_the_same_result(tmp_path: Path, data_root: Path) -> None:
+    first = Trainer(tiny(tmp_path / "a")).fit()
+    second = Trainer(tiny(tmp_path / "b")).fit()
+    assert first.test_metrics == second.test_metrics
+    assert [r.train_loss for r in first.history] == [r.train_loss for r in second.history]
+    a, b = load_file(first.checkpoint), load_file(second.checkpoint)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    other = Trainer(tiny(tmp_path / "c", seed=4)).fit()
+    assert [r.train_loss for r in other.history] != [r.train_loss for r in first.history]
+
+
+def test_resume_continues_where_the_checkpoint_left_off(tmp_path: Path, data_root: Path) -> None:
+    straight = Trainer(tiny(tmp_path / "straight", epochs=3)).fit()
+    stop = threading.Event()
+    interrupted = Trainer(tiny(tmp_path / "resumed", epochs=3), callbacks=[StopAt(stop, step=9)],
+                          stop_event=stop).fit()
+    assert interrupted.status == "stopped" and interrupted.epochs_completed == 2
+    resumed = Trainer(tiny(tmp_path / "resumed", epochs=3, resume=interrupted.checkpoint)).fit()
+    assert resumed.status == "finished" and [r.epoch for r in resumed.history] == [1, 2, 3]
+    assert resumed.history[-1].train_loss == pytest.approx(straight.history[-1].train_loss, rel=1e-5)
+    a, b = load_file(straight.checkpoint), load_file(resumed.checkpoint)
+    assert all(torch.allclose(a[k].float(), b[k].float(), atol=1e-5) for k in a)
+
+
+@pytest.mark.parametrize(
+    ("task", "arch", "dataset", "headline"),
+    [("denoising", "conv_dae", "mnist", "test_psnr"), ("colorization", "unet_colorizer", "cifar10",
+                                                        "test_psnr_dataset")],
+)
+def test_denoising_and_colorization_runs(tmp_path: Path, data_root: Path, task: str, arch: str, dataset: str,
+                                         headline: str) -> None:
+    config = tiny(tmp_path, task=task, arch=arch, arch_args={"width": 8}, dataset=dataset, epochs=1,
+                  optimizer="adam", lr=2e-3, loss="l1", noise_level=50.0)
+    result = Trainer(config).fit()
+    assert result.status == "finished" and 5.0 < result.test_metrics[headline] < 60.0
+
+
+# ---- the run store -----------------------------------------------------------------------------------
+
+def test_run_store_records_runs_and_epochs(tmp_path: Path, data_root: Path) -> None:
+    store = RunStore(tmp_path / "runs.sqlite3")
+    result = Trainer(tiny(tmp_path), callbacks=[RunRecorder(store)]).fit()
+    (run,) = store.runs()
+    assert run["status"] == "finished" and run["name"] == "tiny"
+    assert [e["epoch"] for e in run["epochs"]] == [1, 2]
+    assert run["test_metrics"] == result.test_metrics and run["checkpoint"] == result.checkpoint
+    assert run["config"]["arch"] == "staged_cnn" and run["command"].startswith("python -m core.train")
+    # History survives a "restart": a new store object on the same file sees it.
+    assert RunStore(tmp_path / "runs.sqlite3").get(run["id"])["epochs"][1]["val_metrics"]
+
+
+def test_a_run_whose_process_died_reads_as_interrupted(tmp_path: Path) -> None:
+    store = RunStore(tmp_path / "runs.sqlite3")
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    run_id = store.create("ghost", TrainConfig().to_dict(), "cmd", "CPU", None)
+    with store._connect() as connection:
+        connection.execute("UPDATE runs SET pid = ? WHERE id = ?", (dead.pid, run_id))
+    assert store.get(run_id)["status"] == "interrupted"
+
+
+def test_config_round_trips_through_its_command_line() -> None:
+    config = TrainConfig(arch="staged_cnn", arch_args={"variant": "advanced", "width": 32}, epochs=7,
+                         optimizer="adamw", augment=False, subset=1000)
+    command = config_to_command(config)
+    assert "--no-augment" in command and "--arch-arg variant=\"advanced\"" in command
+    import shlex
+
+    from core.train.__main__ import build_parser
+
+    args = vars(build_parser().parse_args(shlex.split(command)[3:]))
+    args.pop("no_record")
+    args["arch_args"] = dict(args.pop("arch_arg"))
+    assert TrainConfig(**args) == config
+
+
+# ---- distributed -------------------------------------------------------------------------------------
+
+def test_two_process_ddp_matches_a_single_process_run(tmp_path: Path, data_root: Path) -> None:
+    env = {**os.environ, "WORKER_THREADS": "1", "PYTHONPATH": str(REPO)}
+    worker = str(REPO / "tests" / "ddp_worker.py")
+    single = subprocess.run([sys.executable, worker, str(tmp_path / "single")], env=env, capture_output=True,
+                            text=True, timeout=600)
+    assert single.returncode == 0, single.stderr[-3000:]
+    ddp = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", worker,
+         str(tmp_path / "ddp")], env=env, capture_output=True, text=True, timeout=600)
+    assert ddp.returncode == 0, ddp.stderr[-3000:]
+    rank0, rank1 = (load_file(str(tmp_path / f"ddp/rank{rank}.safetensors")) for rank in (0, 1))
+    assert all(torch.equal(rank0[k], rank1[k]) for k in rank0), "ranks ended with different weights"
+    alone = load_file(str(tmp_path / "single/rank0.safetensors"))
+    for key in alone:
+        assert torch.allclose(rank0[key], alone[key], atol=1e-4, rtol=1e-3), key
+    assert (tmp_path / "ddp/ddp.safetensors").exists() and not (tmp_path / "ddp/rank2.safetensors").exists()
