@@ -1,10 +1,5 @@
-"""CIFAR Lab: a router over the pages in pages/ (run with `streamlit run app.py`)."""
+"""CIFAR Lab: run with `streamlit run app.py`. The router and the page list live in pages/."""
 
-import streamlit as st
+from pages import navigate
 
-st.set_page_config(page_title="CIFAR Lab", page_icon=":material/science:", layout="wide")
-
-pages = [
-    st.Page("pages/home.py", title="Home", icon=":material/home:", default=True),
-]
-st.navigation(pages).run()
+navigate()

@@ -4,6 +4,9 @@ import pandas as pd
 import streamlit as st
 
 from core import checkpoints, data, devices
+from pages import ensure_routed
+
+ensure_routed()
 
 st.title("CIFAR Lab")
 st.markdown(

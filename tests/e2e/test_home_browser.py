@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.e2e.conftest import open_page, screenshot
+from tests.e2e.conftest import open_page, screenshot, streamlit_server
 
 
 def test_home_renders_in_chromium(page, app_url: str) -> None:
@@ -18,3 +18,17 @@ def test_home_renders_in_chromium(page, app_url: str) -> None:
     assert "Traceback" not in text and not page.locator('[data-testid="stException"]').count()
     assert page.console_errors == []
     assert shot.stat().st_size > 10_000
+
+
+def test_a_deep_link_on_a_fresh_server_goes_through_the_router(browser, tmp_path) -> None:
+    # Streamlit treats pages/ as a legacy multipage folder until app.py first runs;
+    # the first visitor's deep link must still get the app's navigation.
+    with streamlit_server(tmp_path, "streamlit-deep-link") as url:
+        context = browser.new_context()
+        page = context.new_page()
+        page.set_default_timeout(60_000)
+        open_page(page, url, "train")
+        nav = page.locator('[data-testid="stSidebarNav"]').inner_text()
+        assert "Home" in nav and "Train" in nav and "app" not in nav.split()
+        assert page.locator("h1").first.inner_text().strip() == "Train"
+        context.close()

@@ -1,0 +1,187 @@
+"""Train: start a short training in the browser, watch it learn live, stop it, use the model at once."""
+
+from datetime import datetime
+
+import pandas as pd
+import streamlit as st
+
+from core import data, models, noise
+from core.train import ConfigError, TrainConfig
+from core.train.charts import format_duration, headline_metric, training_figure
+from core.train.config import LOSSES, OPTIMIZERS, PRESETS, SCHEDULES, TASK_DATASETS
+from core.train.jobs import JOBS, TrainerBusy
+from core.train.runs import RunStore
+from pages import ensure_routed
+
+ensure_routed()
+
+SCHEDULE_LABELS = {"onecycle": "one-cycle (warm-up, linear decay)", "cosine": "cosine (with warm-up)",
+                   "step": "step (÷10 twice)", "constant": "constant"}
+
+st.title("Train")
+st.markdown(
+    "Train any model of CIFAR Lab from the browser, with the same engine that trained the shipped "
+    "checkpoints (`python -m core.train`). The run belongs to the server: close the tab and come back, "
+    "it is still there. One run at a time per server; when it finishes, its checkpoint is listed on the "
+    "other pages at once."
+)
+
+job = JOBS.current()
+busy = job is not None and job.running
+
+# ---- the form -------------------------------------------------------------------------------------
+with st.container(border=True):
+    st.subheader("New run")
+    top = st.columns(3)
+    task = top[0].selectbox("Task", models.TASKS, format_func=str.capitalize, key="task")
+    preset_label = top[1].selectbox("Preset", list(PRESETS[task]), key=f"preset-{task}")
+    preset = TrainConfig(task=task, **PRESETS[task][preset_label])
+    architectures = models.list_architectures(task)
+    arch = top[2].selectbox(
+        "Architecture", architectures, index=architectures.index(preset.arch) if preset.arch in architectures else 0,
+        format_func=lambda name: models.get_architecture(name).title, key=f"arch-{task}-{preset_label}")
+    scope = f"{task}-{preset_label}-{arch}"  # new widget keys when these change, so the preset's values show
+
+    with st.form("train-form", border=False):
+        arch_args = {}
+        options = models.get_architecture(arch).options
+        if options:
+            columns = st.columns(len(options))
+            for column, option in zip(columns, options, strict=True):
+                default = preset.arch_args.get(option.name, option.default) if arch == preset.arch else option.default
+                key = f"opt-{option.name}-{scope}"
+                if option.choices:
+                    arch_args[option.name] = column.selectbox(option.name, option.choices, help=option.help, key=key,
+                                                              index=list(option.choices).index(default))
+                elif isinstance(option.default, bool):
+                    arch_args[option.name] = column.checkbox(option.name, value=default, help=option.help, key=key)
+                elif isinstance(option.default, int):
+                    arch_args[option.name] = column.number_input(
+                        option.name, int(option.minimum), int(option.maximum), int(default), help=option.help, key=key)
+                else:
+                    arch_args[option.name] = column.number_input(
+                        option.name, float(option.minimum), float(option.maximum), float(default), help=option.help,
+                        key=key)
+
+        row = st.columns(4)
+        datasets = TASK_DATASETS[task]
+        dataset = row[0].selectbox("Dataset", datasets, index=datasets.index(preset.dataset),
+                                   format_func=lambda n: data.DATASETS[n].title, key=f"dataset-{scope}")
+        epochs = row[1].number_input("Epochs", 1, 1000, preset.epochs, key=f"epochs-{scope}")
+        batch_size = row[2].number_input("Batch size", 1, 8192, preset.batch_size, key=f"batch-{scope}")
+        subset = row[3].number_input("Training images (0 = all)", 0, 1_000_000, preset.subset or 0, step=1000,
+                                     help="Train on the first N images of the training split only, for quick runs.",
+                                     key=f"subset-{scope}")
+        row = st.columns(4)
+        optimizer = row[0].selectbox("Optimizer", OPTIMIZERS, index=OPTIMIZERS.index(preset.optimizer),
+                                     format_func=lambda o: {"sgd": "SGD (Nesterov)", "adam": "Adam",
+                                                            "adamw": "AdamW"}[o], key=f"optimizer-{scope}")
+        # No widget bounds here: the trainer's own validation refuses bad values, with its message.
+        lr = row[1].number_input("Learning rate", value=preset.lr, format="%.5f", key=f"lr-{scope}")
+        schedule = row[2].selectbox("Schedule", SCHEDULES, index=SCHEDULES.index(preset.schedule),
+                                    format_func=lambda s: SCHEDULE_LABELS[s], key=f"schedule-{scope}")
+        weight_decay = row[3].number_input("Weight decay", value=preset.weight_decay, format="%.5f",
+                                           key=f"wd-{scope}")
+        row = st.columns(4)
+        augment = row[0].checkbox("Augmentation (flips, 2-pixel shifts)", preset.augment, key=f"augment-{scope}")
+        seed = row[1].number_input("Seed", 0, 2**31 - 1, preset.seed, key=f"seed-{scope}")
+        val_size = row[2].number_input("Validation images", 0, 20_000, preset.val_size, step=500,
+                                       help="Held out of the training split; drives the live validation curve.",
+                                       key=f"val-{scope}")
+        extra = {}
+        if task == "classification":
+            extra["label_smoothing"] = row[3].number_input("Label smoothing", 0.0, 0.5, preset.label_smoothing,
+                                                           key=f"ls-{scope}")
+        else:
+            extra["loss"] = row[3].selectbox("Loss", LOSSES, index=LOSSES.index(preset.loss), key=f"loss-{scope}",
+                                             format_func=lambda name: {"mse": "MSE", "l1": "L1"}[name])
+        if task == "denoising":
+            row = st.columns(2)
+            extra["noise"] = row[0].selectbox("Noise", noise.KINDS, index=noise.KINDS.index(preset.noise),
+                                              key=f"noise-{scope}")
+            low, high, _ = noise.RANGES[extra["noise"]]
+            extra["noise_level"] = row[1].number_input(
+                "Noise strength", float(low), float(high), min(max(float(preset.noise_level), low), high),
+                help="Gaussian: sigma on the 0-255 scale; salt & pepper: fraction of pixels; Poisson: photons at "
+                     "white; speckle: relative sigma.", key=f"level-{scope}")
+        submitted = st.form_submit_button("Start training", type="primary", disabled=busy,
+                                          help="A run is in progress" if busy else None)
+
+    if submitted:
+        settings = dict(task=task, arch=arch, arch_args=arch_args, dataset=dataset, epochs=int(epochs),
+                        batch_size=int(batch_size), subset=int(subset) or None, val_size=int(val_size),
+                        optimizer=optimizer, lr=float(lr), schedule=schedule, weight_decay=float(weight_decay),
+                        augment=augment, seed=int(seed), **extra)
+        try:
+            JOBS.start(TrainConfig(**settings))
+            st.session_state["watching"] = True
+        except ConfigError as error:
+            st.error("This run cannot start:\n\n" + "\n".join(f"- {p}" for p in error.problems))
+        except TrainerBusy as error:
+            st.warning(str(error))
+        job = JOBS.current()
+        busy = job is not None and job.running
+
+# ---- the live run -------------------------------------------------------------------------------------
+store = RunStore()
+
+
+@st.fragment(run_every=1.0 if busy else None)
+def live_run() -> None:
+    current = JOBS.current()
+    if current is None:
+        st.info("No run has been started on this server yet. Pick a preset above and press **Start training**.")
+        return
+    snap = current.snapshot()
+    config = snap["config"]
+    status_icon = {"running": ":material/autorenew:", "starting": ":material/hourglass_top:",
+                   "finished": ":material/check_circle:", "stopped": ":material/stop_circle:",
+                   "diverged": ":material/error:", "failed": ":material/error:"}.get(snap["status"], "")
+    st.subheader("Current run" if snap["running"] else "Last run")
+    st.markdown(f"{status_icon} **{snap['status'].capitalize()}**: {snap['message']}  \n"
+                f"`{config['arch']}` on {data.DATASETS[config['dataset']].title}, {config['epochs']} epochs, "
+                f"device: {snap['device'] or '…'}")
+    fraction = snap["step"] / snap["total_steps"] if snap["total_steps"] else 0.0
+    st.progress(min(fraction, 1.0), text=(
+        f"Epoch {min(snap['epoch'] + 1, config['epochs'])} of {config['epochs']} · step {snap['step']} of "
+        f"{snap['total_steps']} · elapsed {format_duration(snap['elapsed'])} · ETA {format_duration(snap['eta'])}"))
+    cols = st.columns(4)
+    cols[0].metric("Images / s", f"{snap['images_per_second']:.0f}")
+    cols[1].metric("Epochs done", len(snap["history"]))
+    metric = headline_metric(config["task"])
+    last_val = snap["history"][-1]["val_metrics"].get(metric) if snap["history"] else None
+    cols[2].metric(f"Validation {metric}", "–" if last_val is None else f"{last_val:.4f}")
+    test_value = snap["test_metrics"].get(f"test_{metric}")
+    cols[3].metric(f"Test {metric}", "–" if test_value is None else f"{test_value:.4f}")
+    if snap["running"]:
+        st.button("Stop", icon=":material/stop:", on_click=JOBS.stop, key="stop")
+    overlays = [r for r in store.runs() if r["id"] in st.session_state.get("overlay", []) and r["id"] != snap["run_id"]]
+    st.plotly_chart(training_figure(snap, overlays), key="live-chart", config={"displaylogo": False})
+    if snap["status"] == "finished" and snap["checkpoint"]:
+        st.success(f"Saved as **{snap['checkpoint'].rsplit('/', 1)[-1].removesuffix('.safetensors')}**; it is "
+                   "listed in the model selectors of the other pages now.")
+    if not snap["running"] and st.session_state.get("watching"):
+        st.session_state["watching"] = False
+        st.rerun()  # the run ended: refresh the whole page (form enabled, run history updated)
+    if snap["running"]:
+        st.session_state["watching"] = True
+
+
+live_run()
+
+# ---- past runs ------------------------------------------------------------------------------------------
+st.subheader("Past runs")
+runs = store.runs()
+if not runs:
+    st.caption("No runs recorded yet.")
+else:
+    table = pd.DataFrame([{
+        "id": r["id"], "name": r["name"], "task": r["task"], "architecture": r["arch"], "dataset": r["dataset"],
+        "status": r["status"], "epochs": len(r["epochs"]),
+        "test": next(iter(f"{k.removeprefix('test_')} {v:.4f}" for k, v in r["test_metrics"].items()), ""),
+        "duration": format_duration(r["seconds"]),
+        "started": datetime.fromtimestamp(r["started"]).strftime("%Y-%m-%d %H:%M"),
+    } for r in runs])
+    st.dataframe(table, hide_index=True)
+    st.multiselect("Overlay past runs on the chart", [r["id"] for r in runs if r["epochs"]], key="overlay",
+                   format_func=lambda i: next(f"run {r['id']}: {r['name']}" for r in runs if r["id"] == i))

@@ -1,0 +1,101 @@
+"""The Train page, through Streamlit's AppTest: form, start, live state, history, refusal."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from streamlit.testing.v1 import AppTest
+
+from core import checkpoints
+from core.train.jobs import JOBS
+
+APP = str(Path(__file__).resolve().parent.parent / "app.py")
+
+
+def open_train() -> AppTest:
+    app = AppTest.from_file(APP, default_timeout=60)
+    app.switch_page("pages/train.py").run()
+    assert not app.exception, [e.value for e in app.exception]
+    return app
+
+
+def by_label(elements, label: str):
+    return next(e for e in elements if e.label == label)
+
+
+def fill_tiny_run(app: AppTest, epochs: int = 2) -> None:
+    by_label(app.selectbox, "Architecture").set_value("staged_cnn").run()
+    by_label(app.selectbox, "variant").set_value("baseline")
+    by_label(app.number_input, "width").set_value(8)
+    by_label(app.number_input, "Epochs").set_value(epochs)
+    by_label(app.number_input, "Batch size").set_value(64)
+    by_label(app.number_input, "Training images (0 = all)").set_value(256)
+    by_label(app.number_input, "Validation images").set_value(128)
+
+
+def start(app: AppTest) -> None:
+    next(b for b in app.button if b.label == "Start training").click().run()
+
+
+def wait_for_job(timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while JOBS.current() is not None and JOBS.current().running:
+        assert time.monotonic() < deadline, "the training job did not end"
+        time.sleep(0.2)
+
+
+def test_form_starts_a_run_that_finishes_and_is_listed_everywhere(app_home: Path, data_root: Path) -> None:
+    wait_for_job()
+    app = open_train()
+    assert "New run" in [s.value for s in app.subheader]
+    fill_tiny_run(app)
+    start(app)
+    assert not app.exception, [e.value for e in app.exception]
+    assert not app.error, [e.value for e in app.error]
+    job = JOBS.current()
+    assert job is not None and job.config.arch == "staged_cnn" and job.config.subset == 256
+    wait_for_job()
+    snap = job.snapshot()
+    assert snap["status"] == "finished", snap["message"]
+    assert len(snap["history"]) == 2 and snap["batch_losses"]
+    app.run()
+    markdown = " ".join(m.value for m in app.markdown)
+    assert "**Finished**" in markdown and "test accuracy=" in markdown
+    assert any("listed in the model selectors" in s.value for s in app.success)
+    history = app.dataframe[0].value
+    assert history.iloc[0]["status"] == "finished" and history.iloc[0]["epochs"] == 2
+    name = Path(snap["checkpoint"]).stem
+    assert name in [m["name"] for m in checkpoints.list_checkpoints("classification")]
+
+
+def test_a_second_start_while_running_is_refused(app_home: Path, data_root: Path) -> None:
+    wait_for_job()
+    app = open_train()
+    fill_tiny_run(app, epochs=200)
+    start(app)
+    try:
+        assert JOBS.current().running
+        second = open_train()  # another visitor
+        assert next(b for b in second.button if b.label == "Start training").disabled
+        assert "**Running**" in " ".join(m.value for m in second.markdown) or \
+            "**Starting**" in " ".join(m.value for m in second.markdown)
+        assert any(b.label == "Stop" for b in second.button)
+    finally:
+        JOBS.stop()
+        wait_for_job()
+    assert JOBS.current().snapshot()["status"] == "stopped"
+
+
+def test_invalid_settings_show_a_message_and_start_nothing(app_home: Path, data_root: Path) -> None:
+    wait_for_job()
+    before = JOBS.current()
+    app = open_train()
+    fill_tiny_run(app)
+    by_label(app.number_input, "Learning rate").set_value(-0.5)
+    by_label(app.number_input, "Weight decay").set_value(3.0)
+    start(app)
+    (error,) = [e.value for e in app.error]
+    assert "This run cannot start" in error
+    assert "lr must be between 1e-07 and 10, not -0.5" in error and "weight_decay must be between 0 and 1" in error
+    assert JOBS.current() is before
