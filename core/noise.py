@@ -14,7 +14,7 @@ import torch
 
 KINDS = ("gaussian", "salt_pepper", "poisson", "speckle")
 RANGES = {  # kind: (minimum, maximum, default), for validation and the UI's sliders
-    "gaussian": (0.0, 100.0, 25.0),
+    "gaussian": (0.0, 255.0, 25.0),
     "salt_pepper": (0.0, 0.5, 0.07),
     "poisson": (1.0, 255.0, 30.0),
     "speckle": (0.0, 1.0, 0.2),

@@ -38,7 +38,7 @@ def test_classification_loss_and_accuracy() -> None:
     task = Classification(TrainConfig(label_smoothing=0.0))
     logits = torch.tensor([[5.0, 0.0], [0.0, 5.0], [5.0, 0.0]])
     labels = torch.tensor([0, 1, 1])
-    assert task.metric_sums(logits, labels) == {"accuracy": 2.0}
+    assert {k: float(v) for k, v in task.metric_sums(logits, labels).items()} == {"accuracy": 2.0}
     assert task.finalize({"accuracy": 2.0}, 3) == {"accuracy": pytest.approx(2 / 3)}
     expected = torch.nn.functional.cross_entropy(logits, labels)
     assert float(task.loss(logits, labels)) == pytest.approx(float(expected))
@@ -125,7 +125,7 @@ def test_bad_configurations_are_refused_before_anything_starts(change: dict, mes
 
 
 def test_noise_settings_are_validated() -> None:
-    with pytest.raises(ConfigError, match="gaussian strength must be between 0 and 100"):
+    with pytest.raises(ConfigError, match="gaussian strength must be between 0 and 255"):
         TrainConfig(task="denoising", arch="conv_dae", noise_level=500.0).validate()
     with pytest.raises(ConfigError, match="Unknown noise"):
         TrainConfig(task="denoising", arch="conv_dae", noise="pink").validate()
@@ -290,3 +290,13 @@ def test_two_process_ddp_matches_a_single_process_run(tmp_path: Path, data_root:
     for key in alone:
         assert torch.allclose(rank0[key], alone[key], atol=1e-4, rtol=1e-3), key
     assert (tmp_path / "ddp/ddp.safetensors").exists() and not (tmp_path / "ddp/rank2.safetensors").exists()
+
+
+def test_every_preset_is_a_valid_configuration() -> None:
+    from core.train.config import PRESETS, preset
+
+    for task, presets in PRESETS.items():
+        assert {"Quick, a few minutes on a CPU", "Full"} <= set(presets)
+        for label in presets:
+            config = preset(task, label).validate()
+            assert config.task == task

@@ -125,7 +125,7 @@ def evaluate(model: nn.Module, task: Task, images: torch.Tensor, labels: torch.T
             output = model(inputs)
         loss_sum += float(task.loss(output, target)) * len(batch)
         for key, value in task.metric_sums(output, target).items():
-            sums[key] = sums.get(key, 0.0) + value
+            sums[key] = sums.get(key, 0.0) + value.double()
         count += len(batch)
     model.train(was_training)
     return loss_sum / max(count, 1), task.finalize(sums, count)
@@ -289,7 +289,7 @@ class Trainer:
             self.forward_model.train()
             epoch_start = time.monotonic()
             loss_sum = torch.zeros((), device=self.device)
-            sums: dict[str, float] = {}
+            sums: dict[str, torch.Tensor] = {}
             count = 0
             for batch, labels in self.loader:
                 if self.stop_event.is_set():
@@ -317,11 +317,11 @@ class Trainer:
                 detached = loss.detach()
                 loss_sum += detached * len(batch)
                 for key, value in task.metric_sums(output.detach(), target).items():
-                    sums[key] = sums.get(key, 0.0) + value
+                    sums[key] = sums.get(key, 0.0) + value.double()
                 count += len(batch)
                 self._emit("on_batch_end", self.step, detached, len(batch))
             seconds = time.monotonic() - epoch_start
-            train_loss, sums, count = self._all_reduce(float(loss_sum), sums, count)
+            train_loss, sums, count = self._all_reduce(float(loss_sum), {k: float(v) for k, v in sums.items()}, count)
             val_loss, val_metrics = (None, {})
             if len(self.val_labels):
                 val_loss, val_metrics = evaluate(self.model, task, self.val_images, self.val_labels,

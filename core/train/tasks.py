@@ -30,15 +30,16 @@ class Task:
     def loss(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
-    def metric_sums(self, output: torch.Tensor, target: torch.Tensor) -> dict[str, float]:
+    def metric_sums(self, output: torch.Tensor, target: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Per-batch sums as 0-d tensors: adding them up needs no device sync per batch."""
         raise NotImplementedError
 
     @staticmethod
-    def finalize(sums: dict[str, float], count: int) -> dict[str, float]:
+    def finalize(sums: dict[str, float | torch.Tensor], count: int) -> dict[str, float]:
         """Turn summed metrics into means (and dataset-level PSNR from summed MSE)."""
-        result = {key: value / max(count, 1) for key, value in sums.items() if key != "mse"}
+        result = {key: float(value) / max(count, 1) for key, value in sums.items() if key != "mse"}
         if "mse" in sums:
-            result["psnr_dataset"] = metrics.psnr_from_mse(sums["mse"] / max(count, 1))
+            result["psnr_dataset"] = metrics.psnr_from_mse(float(sums["mse"]) / max(count, 1))
         return result
 
 
@@ -52,7 +53,7 @@ class Classification(Task):
         return F.cross_entropy(output.float(), target, label_smoothing=self.config.label_smoothing)
 
     def metric_sums(self, output, target):
-        return {"accuracy": float((output.argmax(1) == target).sum())}
+        return {"accuracy": (output.argmax(1) == target).sum()}
 
 
 class Denoising(Task):
@@ -75,8 +76,7 @@ class Denoising(Task):
 
     def metric_sums(self, output, target):
         output = output.float().clamp(0, 1)
-        return {"psnr": float(metrics.psnr(output, target).sum()),
-                "mse": float(metrics.per_image_mse(output, target).sum())}
+        return {"psnr": metrics.psnr(output, target).sum(), "mse": metrics.per_image_mse(output, target).sum()}
 
 
 class Colorization(Denoising):
