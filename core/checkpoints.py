@@ -114,6 +114,17 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"{type(value).__name__} is not JSON serialisable")
 
 
+def update_metadata(name_or_path: str | Path, **fields: Any) -> dict[str, Any]:
+    """Merge ``fields`` into a checkpoint's sidecar (atomically); ``metrics`` are merged key by key."""
+    weights = resolve(name_or_path)
+    sidecar = weights.with_suffix(".json")
+    meta = json.loads(sidecar.read_text())
+    for key, value in fields.items():
+        meta[key] = {**meta.get(key, {}), **value} if key == "metrics" else value
+    _atomic_write_bytes(sidecar, json.dumps(meta, indent=2, sort_keys=True, default=_json_default).encode())
+    return meta
+
+
 def resolve(name_or_path: str | Path) -> Path:
     """The weights file for a checkpoint name (searched in checkpoint_dirs) or a path."""
     candidate = Path(name_or_path)

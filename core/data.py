@@ -338,9 +338,10 @@ class TensorLoader:
     """Batches from a split held as one uint8 tensor on ``device``.
 
     Random translation (reflect-padded, up to ``translate`` pixels) and horizontal
-    flips are drawn for the whole epoch at once from a seeded generator and applied
-    to each batch with a single gather. Augmentation is drawn in dataset order, so a
-    sample gets the same augmentation whichever rank of a distributed run takes it.
+    flips (random, or alternating between epochs) are drawn for the whole epoch at
+    once from a seeded generator and applied to each batch with a single gather.
+    Augmentation is drawn in dataset order, so a sample gets the same augmentation
+    whichever rank of a distributed run takes it.
     """
 
     def __init__(
@@ -351,6 +352,7 @@ class TensorLoader:
         *,
         shuffle: bool = True,
         flip: bool = False,
+        alternate_flips: bool = False,
         translate: int = 0,
         drop_last: bool = False,
         seed: int = 0,
@@ -369,6 +371,7 @@ class TensorLoader:
         self.labels = labels.to(self.device)
         self.batch_size = batch_size
         self.shuffle, self.flip, self.translate = shuffle, flip, translate
+        self.alternate_flips = alternate_flips
         self.drop_last, self.seed = drop_last, seed
         self.rank, self.world_size = rank, world_size
         self.epoch = 0
@@ -390,7 +393,13 @@ class TensorLoader:
         generator = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
         order = torch.randperm(count, generator=generator) if self.shuffle else torch.arange(count)
         shift = torch.randint(-self.translate, self.translate + 1, (count, 2), generator=generator)
-        flips = torch.rand(count, generator=generator) < 0.5
+        if self.alternate_flips:
+            # Airbench's alternating flips: a fixed random half in even epochs, the other half in odd
+            # ones, so every image is seen both ways every two epochs instead of at random.
+            base = torch.rand(count, generator=torch.Generator().manual_seed(self.seed)) < 0.5
+            flips = base ^ bool(self.epoch % 2)
+        else:
+            flips = torch.rand(count, generator=generator) < 0.5
         mine = order[: self._shard_size() * self.world_size][self.rank :: self.world_size]
         for batch in range(len(self)):
             index = mine[batch * self.batch_size : (batch + 1) * self.batch_size]

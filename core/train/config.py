@@ -48,6 +48,8 @@ class TrainConfig:
     warmup_epochs: float = 1.0  # linear warm-up (onecycle, cosine)
     label_smoothing: float = 0.0  # classification only
     augment: bool = True  # random 2-pixel translation and horizontal flips
+    alternate_flips: bool = False  # flip each image in every other epoch instead of at random
+    tta: bool = False  # classification: also report test metrics with flip-and-shift test-time augmentation
     loss: str = "mse"  # denoising / colorization
     noise: str = "gaussian"  # denoising: the noise kind
     noise_level: float = 25.0  # denoising: the strength (see core.noise)

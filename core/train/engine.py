@@ -27,6 +27,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from core import checkpoints, data, devices, models, paths
+from core.classify import predict_tta
 from core.train.config import TrainConfig
 from core.train.tasks import Task, make_task
 
@@ -110,8 +111,11 @@ def default_arch_args(config: TrainConfig, train: data.ImageDataset) -> dict[str
 @torch.no_grad()
 def evaluate(model: nn.Module, task: Task, images: torch.Tensor, labels: torch.Tensor, *, batch_size: int = 500,
              device: torch.device | str = "cpu", amp: torch.dtype | None = None,
-             channels_last: bool = False) -> tuple[float, dict[str, float]]:
-    """Mean loss and metrics of ``model`` on uint8 ``images``; noise is seeded, so repeatable."""
+             channels_last: bool = False, tta: bool = False) -> tuple[float, dict[str, float]]:
+    """Mean loss and metrics of ``model`` on uint8 ``images``; noise is seeded, so repeatable.
+
+    ``tta`` averages classifier logits over flipped and shifted views (core.classify).
+    """
     was_training = model.training
     model.eval()
     generator = torch.Generator().manual_seed(EVAL_NOISE_SEED)
@@ -122,7 +126,7 @@ def evaluate(model: nn.Module, task: Task, images: torch.Tensor, labels: torch.T
         if channels_last:
             inputs = inputs.contiguous(memory_format=torch.channels_last)
         with _autocast(torch.device(device), amp):
-            output = model(inputs)
+            output = predict_tta(model, inputs) if tta else model(inputs)
         loss_sum += float(task.loss(output, target)) * len(batch)
         for key, value in task.metric_sums(output, target).items():
             sums[key] = sums.get(key, 0.0) + value.double()
@@ -199,6 +203,11 @@ class Trainer:
                                            batch_size=max(config.batch_size, 256), device=self.device,
                                            amp=self.amp, channels_last=config.channels_last)
                 test_metrics = {f"test_{k}": v for k, v in test_metrics.items()}
+                if config.tta and config.task == "classification":
+                    _, tta_metrics = evaluate(self.model, self.task, self.test.images, self.test.labels,
+                                              batch_size=max(config.batch_size, 256), device=self.device,
+                                              amp=self.amp, channels_last=config.channels_last, tta=True)
+                    test_metrics.update({f"test_{k}_tta": v for k, v in tta_metrics.items()})
                 self._save(test_metrics)
                 message = f"test {self.task.headline}={test_metrics[f'test_{self.task.headline}']:.4f}"
             result = RunResult(status, message, len(self.history), self.history, test_metrics,
@@ -233,7 +242,8 @@ class Trainer:
         augment = config.augment
         self.loader = data.TensorLoader(
             train_images, train_labels, per_rank_batch, shuffle=True, flip=augment,
-            translate=2 if augment else 0, drop_last=len(train_labels) >= 4 * config.batch_size,
+            alternate_flips=config.alternate_flips, translate=2 if augment else 0,
+            drop_last=len(train_labels) >= 4 * config.batch_size,
             seed=config.seed, device=self.device, rank=self.rank, world_size=self.world_size,
         )
 
@@ -249,6 +259,9 @@ class Trainer:
             self.checkpoint_path = checkpoints.resolve(config.resume)
         else:
             self.model = models.build(config.arch, **self.arch_args)
+            if hasattr(self.model, "init_from_data"):  # e.g. the fast net's whitening layer
+                sample = self.train_data.images[:5000].float().div(255)
+                self.model.init_from_data(sample)
         self.model.to(self.device)
         if config.channels_last:
             self.model.to(memory_format=torch.channels_last)

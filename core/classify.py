@@ -1,0 +1,123 @@
+"""Classification inference: what the model sees, its probabilities, saliency, test-set views."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps
+from torch import nn
+
+from core import data
+from core.images import to_tensor
+
+# Views averaged by test-time augmentation: (flip, dy, dx). The untranslated pair
+# carries half the weight, the four 1-pixel shifts the other half (as in airbench).
+TTA_VIEWS = ((False, 0, 0), (True, 0, 0), (False, 1, 1), (True, 1, 1), (False, -1, -1), (True, -1, -1))
+TTA_WEIGHTS = (0.25, 0.25, 0.125, 0.125, 0.125, 0.125)
+
+
+def model_input(image: Image.Image, size: int = 32) -> Image.Image:
+    """The square ``size`` x ``size`` RGB image a CIFAR model sees: centre-cropped, then resized."""
+    return ImageOps.fit(image.convert("RGB"), (size, size), method=Image.Resampling.LANCZOS)
+
+
+@torch.no_grad()
+def predict_tta(model: nn.Module, images: torch.Tensor) -> torch.Tensor:
+    """Logits averaged over flipped and 1-pixel-shifted views of ``images`` (floats in [0, 1])."""
+    count = len(images)
+    total = None
+    for (flip, dy, dx), weight in zip(TTA_VIEWS, TTA_WEIGHTS, strict=True):
+        shift = torch.tensor([[dy, dx]]).expand(count, 2) if (dy or dx) else None
+        flips = torch.full((count,), flip) if flip else None
+        view = data.augment(images, shift, flips) if (shift is not None or flips is not None) else images
+        logits = model(view).float() * weight
+        total = logits if total is None else total + logits
+    return total
+
+
+@torch.no_grad()
+def probabilities(model: nn.Module, image: Image.Image, tta: bool = False) -> np.ndarray:
+    """Class probabilities for one image (any size; it is fitted to 32 x 32 first)."""
+    batch = to_tensor(model_input(image))
+    logits = predict_tta(model, batch) if tta else model(batch)
+    return torch.softmax(logits.float(), dim=1)[0].numpy()
+
+
+def saliency_layer(model: nn.Module, size: int = 32, min_side: int = 6) -> nn.Module:
+    """The last convolution whose output is still at least ``min_side`` pixels wide:
+    late enough to be semantic, early enough for a map with some resolution."""
+    sides: list[tuple[nn.Module, int]] = []
+    handles = [m.register_forward_hook(lambda m, i, o: sides.append((m, o.shape[-1])))
+               for m in model.modules() if isinstance(m, nn.Conv2d)]
+    try:
+        with torch.no_grad():
+            model.eval()(torch.zeros(1, 3, size, size))
+    finally:
+        for handle in handles:
+            handle.remove()
+    wide = [module for module, side in sides if side >= min_side]
+    return wide[-1] if wide else sides[-1][0]
+
+
+def saliency(model: nn.Module, image: Image.Image, target: int, layer: nn.Module | None = None) -> np.ndarray:
+    """Grad-CAM (captum's LayerGradCam) for class ``target``: a 32 x 32 map in [0, 1]."""
+    from captum.attr import LayerAttribution, LayerGradCam
+
+    model.eval()
+    batch = to_tensor(model_input(image)).requires_grad_(True)
+    cam = LayerGradCam(model, layer or saliency_layer(model))
+    attribution = cam.attribute(batch, target=target, relu_attributions=True)
+    heat = LayerAttribution.interpolate(attribution, (32, 32), interpolate_mode="bilinear")[0, 0].detach()
+    heat = heat.clamp_min(0)
+    return (heat / heat.max()).numpy() if heat.max() > 0 else heat.numpy()
+
+
+def overlay(image: Image.Image, heat: np.ndarray, size: int = 256, alpha: float = 0.5) -> Image.Image:
+    """``heat`` (values in [0, 1]) coloured and blended over ``image``, both shown at ``size``."""
+    from plotly.colors import sample_colorscale, unlabel_rgb
+
+    lut = np.array([unlabel_rgb(c) for c in sample_colorscale("Turbo", np.linspace(0, 1, 256))], dtype=np.float32)
+    base = np.asarray(model_input(image).resize((size, size), Image.Resampling.NEAREST), dtype=np.float32)
+    heat_image = Image.fromarray((heat * 255).astype(np.uint8))
+    heat_big = np.asarray(heat_image.resize((size, size), Image.Resampling.BILINEAR))
+    blended = (1 - alpha) * base + alpha * lut[heat_big]
+    return Image.fromarray(blended.clip(0, 255).astype(np.uint8))
+
+
+@dataclass
+class TestSetResult:
+    predictions: np.ndarray  # N predicted classes
+    labels: np.ndarray  # N true classes
+    classes: list[str]
+
+    @property
+    def accuracy(self) -> float:
+        return float((self.predictions == self.labels).mean())
+
+    def confusion(self) -> np.ndarray:
+        """Counts, rows = true class, columns = predicted class."""
+        size = len(self.classes)
+        return np.bincount(self.labels * size + self.predictions, minlength=size * size).reshape(size, size)
+
+    def per_class_accuracy(self) -> np.ndarray:
+        matrix = self.confusion()
+        return matrix.diagonal() / matrix.sum(axis=1).clip(min=1)
+
+    def indices(self, true_class: int, predicted_class: int) -> np.ndarray:
+        """Test-set indices of images of ``true_class`` predicted as ``predicted_class``."""
+        return np.flatnonzero((self.labels == true_class) & (self.predictions == predicted_class))
+
+
+@torch.no_grad()
+def evaluate_test_set(model: nn.Module, dataset: data.ImageDataset, batch_size: int = 500,
+                      limit: int | None = None) -> TestSetResult:
+    """Predictions for every image of ``dataset`` (or its first ``limit``)."""
+    model.eval()
+    count = len(dataset) if limit is None else min(limit, len(dataset))
+    predictions = []
+    for start in range(0, count, batch_size):
+        batch = dataset.images[start : min(start + batch_size, count)].float().div(255)
+        predictions.append(model(batch).argmax(1))
+    return TestSetResult(torch.cat(predictions).numpy(), dataset.labels[:count].numpy(), list(dataset.classes))

@@ -1,0 +1,96 @@
+"""The seed project's "intermediate block" net.
+
+Each intermediate block holds L independent convolutions, all fed the same input
+x, and mixes their outputs with weights computed from x itself:
+
+    m = per-channel mean of x          (a C-vector)
+    a = FC(m)                          (L numbers, one per convolution)
+    x' = a1 * C1(x) + ... + aL * CL(x)
+
+so the block decides, image by image, how much of each convolution to use. The
+output block takes the per-channel means of the last block's output into zero
+or more hidden FC layers and a final FC layer that gives the logits.
+
+The L convolutions are computed as one convolution with L times the output
+channels (the same arithmetic, one kernel launch), then split and mixed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+from core.models._blocks import Normalize, channel_stats
+from core.models._registry import Option, register_model
+
+
+class IntermediateBlock(nn.Module):
+    def __init__(self, in_channels: int, out_channels: int, paths: int) -> None:
+        super().__init__()
+        self.paths, self.out_channels = paths, out_channels
+        # Each path is conv -> batch norm -> ReLU; stacked along channels so they run as one conv.
+        self.convs = nn.Conv2d(in_channels, paths * out_channels, 3, padding=1, bias=False)
+        self.norm = nn.BatchNorm2d(paths * out_channels)
+        self.mixer = nn.Linear(in_channels, paths)
+
+    def mixing_weights(self, x: torch.Tensor) -> torch.Tensor:
+        """a = FC(m): one weight per path and image, from the input's channel means."""
+        return self.mixer(x.mean(dim=(2, 3)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        weights = self.mixing_weights(x)  # N x L
+        outputs = torch.relu(self.norm(self.convs(x)))
+        outputs = outputs.view(len(x), self.paths, self.out_channels, *outputs.shape[-2:])
+        return (outputs * weights[:, :, None, None, None]).sum(dim=1)
+
+
+class IntermediateBlockNet(nn.Module):
+    def __init__(self, widths: Sequence[int], paths: int, hidden: Sequence[int], num_classes: int,
+                 in_channels: int, mean: Sequence[float], std: Sequence[float]) -> None:
+        super().__init__()
+        self.normalize = Normalize(mean, std)
+        layers: list[nn.Module] = []
+        channels = in_channels
+        for index, width in enumerate(widths):
+            layers.append(IntermediateBlock(channels, width, paths))
+            if index % 2 == 1 and index < len(widths) - 1:
+                layers.append(nn.MaxPool2d(2))
+            channels = width
+        self.blocks = nn.Sequential(*layers)
+        head: list[nn.Module] = []
+        for size in hidden:
+            head += [nn.Linear(channels, size), nn.ReLU(inplace=True)]
+            channels = size
+        head.append(nn.Linear(channels, num_classes))
+        self.output = nn.Sequential(*head)
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        features = self.blocks(self.normalize(images))
+        return self.output(features.mean(dim=(2, 3)))  # per-channel means into the FC layers
+
+
+@register_model(
+    "intermediate_block_net",
+    task="classification",
+    title="Intermediate-block net",
+    summary=(
+        "Each intermediate block runs L convolutions side by side on the same input and adds their outputs "
+        "with learned mixing weights a = FC(m), where m holds the input's per-channel means: every image "
+        "chooses its own blend of the convolutions. Blocks are stacked with max-pooling every second block; "
+        "the output block averages each channel of the last block and maps those means to the class logits."
+    ),
+    options=(
+        Option("width", 32, "channels of the first blocks (doubled after each pooling)", minimum=8, maximum=256),
+        Option("paths", 3, "L, the convolutions mixed in each block", minimum=1, maximum=8),
+        Option("blocks", 6, "number of intermediate blocks", minimum=2, maximum=12),
+    ),
+)
+def intermediate_block_net(*, width: int = 32, paths: int = 3, blocks: int = 6, hidden: Sequence[int] = (),
+                           num_classes: int = 10, in_channels: int = 3, mean: Sequence[float] | None = None,
+                           std: Sequence[float] | None = None) -> IntermediateBlockNet:
+    """Blocks in pairs of widths w, 2w, 4w, ...; ``hidden`` FC sizes before the logits."""
+    mean, std = channel_stats(in_channels, mean, std)
+    widths = [width * 2 ** (index // 2) for index in range(blocks)]
+    return IntermediateBlockNet(widths, paths, tuple(hidden), num_classes, in_channels, mean, std)
