@@ -116,3 +116,20 @@ def to_pil(tensor: torch.Tensor) -> Image.Image:
         tensor = tensor[0]
     array = (tensor.clamp(0, 1) * 255 + 0.5).to(torch.uint8).permute(1, 2, 0).numpy()
     return Image.fromarray(array[..., 0] if array.shape[2] == 1 else array)
+
+
+SAMPLE_PHOTOS = {  # public-domain photos shipped with scikit-image, none of them from CIFAR-10
+    "Chelsea the cat": "chelsea",
+    "Astronaut": "astronaut",
+    "Coffee": "coffee",
+    "Rocket": "rocket",
+}
+
+
+def sample_photo(name: str) -> Image.Image:
+    """A bundled sample photo (from the installed scikit-image) as an RGB image."""
+    import skimage.data
+
+    if name not in SAMPLE_PHOTOS:
+        raise ValueError(f"Unknown sample photo {name!r}; choose one of {', '.join(SAMPLE_PHOTOS)}.")
+    return to_rgb(Image.fromarray(getattr(skimage.data, SAMPLE_PHOTOS[name])()))

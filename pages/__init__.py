@@ -12,6 +12,7 @@ def navigate() -> None:
     st.set_page_config(page_title="CIFAR Lab", page_icon=":material/science:", layout="wide")
     pages = [
         st.Page(_HERE / "home.py", title="Home", icon=":material/home:", default=True),
+        st.Page(_HERE / "classify.py", title="Classify", icon=":material/category:"),
         st.Page(_HERE / "train.py", title="Train", icon=":material/model_training:"),
     ]
     st.navigation(pages).run()

@@ -71,8 +71,13 @@ def _healthy(url: str) -> bool:
 
 @pytest.fixture(scope="session")
 def app_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """One Streamlit server for the whole session."""
-    with streamlit_server(tmp_path_factory.mktemp("e2e-home")) as url:
+    """One Streamlit server for the whole session, with two tiny classifiers installed."""
+    from tests.factories import tiny_classifier
+
+    home = tmp_path_factory.mktemp("e2e-home")
+    tiny_classifier(home / "checkpoints", "tiny-a", width=8)
+    tiny_classifier(home / "checkpoints", "tiny-b", width=12)
+    with streamlit_server(home) as url:
         yield url
 
 

@@ -1,0 +1,118 @@
+"""Classify: a CIFAR-10 class for any image, with probabilities, saliency and a test-set view."""
+
+import os
+import time
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+import torch
+
+from core import checkpoints, classify, data, models
+from core.charts import confusion_figure, probability_bars
+from core.models._summary import layer_table
+from pages import ensure_routed
+from pages.shared import image_input, model_of, pick_checkpoint, test_set
+
+ensure_routed()
+
+st.title("Classify")
+st.markdown(
+    "Which of the ten CIFAR-10 classes is in the picture? Pick a test image, a sample photo or upload "
+    "your own: the model sees it as a 32 x 32 image, shown next to the original."
+)
+
+meta = pick_checkpoint("classification", key="classify-model")
+if meta is None:
+    st.info(
+        "No classification checkpoint is installed yet. Train one on the **Train** page (the Quick preset "
+        "takes a few minutes) and it appears here as soon as it finishes.", icon=":material/inventory_2:")
+    st.stop()
+try:
+    model, meta = model_of(meta)
+except checkpoints.CheckpointError as error:
+    st.error(f"This checkpoint cannot be loaded: {error}")
+    st.stop()
+classes = list(data.DATASETS[meta["dataset"]].classes)
+if meta["arch_args"].get("in_channels", 3) != 3:
+    st.warning(f"{meta['name']} was trained on {data.DATASETS[meta['dataset']].title} (grey digits or clothes); "
+               "photos are converted to its format, but only images like its training data make sense to it.")
+if "resnet18" not in {m["architecture"] for m in checkpoints.list_checkpoints("classification")}:
+    st.caption("ResNet-18 (CIFAR form) ships as an architecture without a checkpoint: on two CPU cores it "
+               "trains at about 80 minutes an epoch. Train it on the Train page where a GPU is available.")
+
+chosen = image_input("classify")
+if chosen is None:
+    st.stop()
+
+tta = st.toggle("Test-time augmentation (average over flips and 1-pixel shifts)", key="classify-tta")
+start = time.perf_counter()
+probabilities = classify.probabilities(model, chosen.image, tta=tta)
+best = int(np.argmax(probabilities))
+heat = classify.saliency(model, chosen.image, best)
+elapsed = time.perf_counter() - start
+
+original, seen_column, saliency_column, right = st.columns([1, 1, 1, 2.2])
+original.image(chosen.image, caption=chosen.caption, width="stretch")
+seen = classify.model_input(chosen.image).resize((256, 256), resample=0)  # nearest: show the real pixels
+seen_column.image(seen, caption="What the model sees (32 x 32)", width="stretch")
+saliency_column.image(classify.overlay(chosen.image, heat), caption=f"Grad-CAM: where it looked for "
+                      f"\"{classes[best]}\"", width="stretch")
+with right:
+    verdict = f"**{classes[best]}**, {probabilities[best]:.1%}"
+    if chosen.label is not None:
+        verdict += " · correct" if chosen.label == best else f" · wrong: it is a **{classes[chosen.label]}**"
+    st.markdown(f"Prediction: {verdict}")
+    st.plotly_chart(probability_bars(probabilities, classes), key="classify-bars", config={"displaylogo": False})
+    st.caption(f"Prediction and saliency map in {elapsed * 1000:.0f} ms on this server's CPU.")
+
+with st.expander("How this model works"):
+    arch = models.get_architecture(meta["architecture"])
+    st.markdown(f"**{arch.title}**. {arch.summary}")
+    channels = meta["arch_args"].get("in_channels", 3)
+    rows = layer_table(model, torch.zeros(1, channels, 32, 32))
+    st.dataframe(pd.DataFrame(rows), hide_index=True, height=300)
+    st.caption(f"{meta['num_params']:,} parameters. Trained with: `{meta['recipe'].get('command', 'unknown')}`")
+
+st.subheader("Test-set view")
+
+
+@st.cache_data(show_spinner="Classifying all 10,000 test images (once per checkpoint)...", max_entries=8)
+def test_results(path: str, modified: float, dataset: str) -> classify.TestSetResult:
+    return classify.evaluate_test_set(model, test_set(dataset))
+
+
+if st.toggle("Show accuracy, confusion matrix and mistakes on the full test set", key="classify-testset"):
+    try:
+        results = test_results(meta["path"], os.path.getmtime(meta["path"]), meta["dataset"])
+    except data.DatasetNotFoundError as error:
+        st.warning(str(error))
+        st.stop()
+    columns = st.columns(3)
+    columns[0].metric("Test accuracy", f"{results.accuracy:.2%}")
+    columns[1].metric("Errors", f"{int((results.predictions != results.labels).sum()):,}")
+    recorded = meta["metrics"].get("test_accuracy")
+    columns[2].metric("Recorded in the checkpoint", "–" if recorded is None else f"{recorded:.2%}")
+    matrix = results.confusion()
+    event = st.plotly_chart(confusion_figure(matrix, results.classes), key="classify-confusion",
+                            on_select="rerun", selection_mode="points", config={"displaylogo": False})
+    per_class = pd.DataFrame({"class": results.classes, "accuracy": results.per_class_accuracy()})
+    st.dataframe(per_class, hide_index=True, column_config={
+        "accuracy": st.column_config.ProgressColumn("accuracy", format="percent", min_value=0, max_value=1)})
+    points = event.selection.points if event and event.selection else []
+    if points:
+        true_class, predicted = (int(v) for v in points[0]["customdata"])
+    else:
+        off_diagonal = matrix - np.diag(np.diag(matrix))
+        true_class, predicted = (int(v) for v in np.unravel_index(off_diagonal.argmax(), matrix.shape))
+    indices = results.indices(true_class, predicted)
+    what = "correctly classified" if true_class == predicted else f"predicted as {results.classes[predicted]}"
+    st.markdown(f"**{len(indices)} {results.classes[true_class]} images {what}** "
+                "(click a cell of the matrix to choose another pair)")
+    testset = test_set(meta["dataset"])
+    shown = indices[:24]
+    if len(shown):
+        grid = st.columns(8)
+        for position, index in enumerate(shown):
+            picture = testset.images[index].permute(1, 2, 0).squeeze(-1).numpy()
+            grid[position % 8].image(picture, caption=f"#{index}", width="stretch")

@@ -1,0 +1,92 @@
+"""Widgets shared by the pages: the one image-input path, model pickers, cached loaders."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from pathlib import Path
+
+import streamlit as st
+from PIL import Image
+
+from core import checkpoints, data, images
+
+UPLOAD_TYPES = ["png", "jpg", "jpeg", "gif", "webp", "tif", "tiff", "bmp"]
+
+
+@dataclass
+class ChosenImage:
+    image: Image.Image  # RGB
+    caption: str
+    label: int | None = None  # the true class, for dataset images
+    index: int | None = None
+
+
+@st.cache_resource(show_spinner="Loading the test set...")
+def test_set(name: str) -> data.ImageDataset:
+    return data.load_dataset(name, "test")
+
+
+@st.cache_resource(show_spinner="Loading the model...", max_entries=8)
+def load_model(path: str, modified: float):
+    """A checkpoint's (model, meta), cached by path and modification time."""
+    return checkpoints.load(path)
+
+
+def pick_checkpoint(task: str, key: str) -> dict | None:
+    """A selectbox over every checkpoint of ``task``, shipped and user-trained; None if there are none."""
+    metas = checkpoints.list_checkpoints(task)
+    if not metas:
+        return None
+
+    def label(meta: dict) -> str:
+        row = checkpoints.summary_row(meta)
+        origin = "" if row["shipped"] else " · trained here"
+        return f"{meta['name']} ({row['test metrics']}, {row['parameters']} parameters{origin})"
+
+    names = [m["path"] for m in metas]
+    chosen = st.selectbox("Model", names, format_func=lambda p: label(metas[names.index(p)]), key=key)
+    return metas[names.index(chosen)]
+
+
+def model_of(meta: dict):
+    path = Path(meta["path"])
+    return load_model(str(path), path.stat().st_mtime)
+
+
+def image_input(key: str, dataset: str = "cifar10") -> ChosenImage | None:
+    """Test-set gallery, bundled sample photos or an upload; None (with a message) if nothing usable."""
+    source = st.segmented_control("Image source", ["Test set", "Sample photo", "Upload"], default="Test set",
+                                  key=f"{key}-source", required=True)
+    if source == "Upload":
+        upload = st.file_uploader("Upload an image", type=UPLOAD_TYPES, key=f"{key}-upload",
+                                  help="PNG, JPEG, GIF, WebP, TIFF or BMP, up to 25 MB and 40 megapixels.")
+        if upload is None:
+            st.info("Choose an image file to upload.", icon=":material/upload:")
+            return None
+        try:
+            return ChosenImage(images.load_image(upload.getvalue()), upload.name)
+        except images.ImageError as error:
+            st.error(f"{upload.name}: {error}", icon=":material/broken_image:")
+            return None
+    if source == "Sample photo":
+        name = st.selectbox("Sample photo", list(images.SAMPLE_PHOTOS), key=f"{key}-sample")
+        return ChosenImage(images.sample_photo(name), f"{name} (scikit-image sample photo)")
+    try:
+        testset = test_set(dataset)
+    except data.DatasetNotFoundError as error:
+        st.warning(str(error), icon=":material/folder_off:")
+        return None
+    left, right = st.columns([2, 1])
+    choice = left.selectbox("Class", ["any class", *testset.classes], key=f"{key}-class")
+    index_key = f"{key}-index"
+    if index_key not in st.session_state:
+        st.session_state[index_key] = 0
+    if right.button("Random image", icon=":material/shuffle:", key=f"{key}-random", width="stretch"):
+        pool = range(len(testset)) if choice == "any class" else \
+            (testset.labels == testset.classes.index(choice)).nonzero().flatten().tolist()
+        st.session_state[index_key] = random.choice(list(pool))
+    index = int(st.number_input("Test image #", 0, len(testset) - 1, key=index_key))
+    label = int(testset.labels[index])
+    image = Image.fromarray(testset.images[index].permute(1, 2, 0).squeeze(-1).numpy())
+    return ChosenImage(images.to_rgb(image), f"test image #{index}: {testset.classes[label]}", label, index)

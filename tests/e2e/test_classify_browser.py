@@ -1,0 +1,53 @@
+"""Classify page in real headless Chromium: upload, switch models, open the test-set view."""
+
+from __future__ import annotations
+
+import re
+
+from tests.e2e.conftest import ARTIFACTS, open_page, screenshot, wait_until_idle
+
+
+def main_text(page) -> str:
+    return page.locator('[data-testid="stMainBlockContainer"]').inner_text()
+
+
+def test_upload_switch_models_and_test_set_view(page, app_url: str) -> None:
+    from core.images import sample_photo
+
+    open_page(page, app_url, "classify")
+    page.get_by_text("Prediction:").first.wait_for()
+    assert "test image #0: cat" in main_text(page)
+
+    photo = ARTIFACTS / "upload-cat.jpg"
+    sample_photo("Chelsea the cat").save(photo)
+    page.get_by_role("radio", name="Upload").or_(page.get_by_role("button", name="Upload")).first.click()
+    wait_until_idle(page)
+    page.locator('[data-testid="stFileUploader"] input[type="file"]').set_input_files(str(photo))
+    page.get_by_text("upload-cat.jpg").first.wait_for()
+    wait_until_idle(page)
+    page.get_by_text("Prediction:").first.wait_for()
+    assert "What the model sees (32 x 32)" in main_text(page)
+    page.wait_for_selector('[data-testid="stPlotlyChart"]')
+    screenshot(page, "classify-upload")
+
+    box = page.locator('[data-testid="stSelectbox"]').filter(has_text="Model").first
+    box.click()
+    page.get_by_role("option").filter(has_text="tiny-b").first.click()
+    wait_until_idle(page)
+    assert box.get_by_role("combobox").input_value().startswith("tiny-b (")
+    page.get_by_text("Prediction:").first.wait_for()
+
+    page.get_by_text("Show accuracy, confusion matrix").click()
+    page.get_by_text(re.compile(r"images (predicted as|correctly classified)")).first.wait_for(timeout=120_000)
+    wait_until_idle(page)
+    assert "Recorded in the checkpoint" in main_text(page)
+    # Click the cell (true airplane, predicted automobile): its images are listed.
+    cells = page.locator('[data-testid="stPlotlyChart"] .scatterlayer .point')
+    cell = cells.nth(1)
+    cell.scroll_into_view_if_needed()
+    bounds = cell.bounding_box()
+    page.mouse.click(bounds["x"] + bounds["width"] / 2, bounds["y"] + bounds["height"] / 2)  # as a person would
+    page.get_by_text(re.compile(r"\d+ airplane images predicted as automobile")).first.wait_for(timeout=60_000)
+    text = main_text(page)
+    assert "Traceback" not in text and page.console_errors == []
+    screenshot(page, "classify-test-set")

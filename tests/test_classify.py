@@ -1,0 +1,136 @@
+"""core.classify and the classification models: model input, TTA, saliency, test-set views, checkpoints."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from core import checkpoints, classify, data, models
+from core.charts import confusion_figure, probability_bars
+from core.images import SAMPLE_PHOTOS, sample_photo
+from core.models._summary import layer_table
+
+
+def test_model_input_is_a_centre_crop_resized_to_32() -> None:
+    wide = Image.new("RGB", (300, 100), (255, 0, 0))
+    wide.paste((0, 0, 255), (100, 0, 200, 100))  # blue centre square
+    seen = classify.model_input(wide)
+    assert seen.size == (32, 32) and seen.getpixel((16, 16)) == (0, 0, 255)
+    assert seen.getpixel((0, 16))[2] > 200  # the red sides were cropped away
+
+
+def test_tta_of_an_invariant_input_equals_plain() -> None:
+    class MeanColour(torch.nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return x.mean(dim=(2, 3)) @ torch.eye(3, 10)
+
+    images = torch.rand(4, 3, 1, 1).expand(4, 3, 32, 32).contiguous()  # flat colours: every view is the same
+    plain = MeanColour()(images)
+    assert torch.allclose(classify.predict_tta(MeanColour(), images), plain, atol=1e-6)
+
+
+def test_tta_averages_the_six_views() -> None:
+    class FirstPixel(torch.nn.Module):  # sees only pixel (0, 0): every view shows it a different pixel
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return x[:, :, 0, 0] @ torch.eye(3, 10)
+
+    images = torch.rand(1, 3, 8, 8)
+    expected = sum(w * data.augment(images, torch.tensor([[dy, dx]]), torch.tensor([flip]))[:, :, 0, 0]
+                   for (flip, dy, dx), w in zip(classify.TTA_VIEWS, classify.TTA_WEIGHTS, strict=True))
+    assert torch.allclose(classify.predict_tta(FirstPixel(), images)[:, :3], expected, atol=1e-6)
+
+
+def test_probabilities_saliency_and_overlay() -> None:
+    model = models.build("staged_cnn", variant="advanced", width=8).eval()
+    photo = sample_photo("Chelsea the cat")
+    probabilities = classify.probabilities(model, photo)
+    assert probabilities.shape == (10,) and probabilities.sum() == pytest.approx(1.0, abs=1e-5)
+    heat = classify.saliency(model, photo, target=3)
+    assert heat.shape == (32, 32) and heat.min() >= 0 and heat.max() <= 1
+    shown = classify.overlay(photo, heat)
+    assert shown.size == (256, 256) and shown.mode == "RGB"
+
+
+@pytest.mark.parametrize("name", models.list_architectures("classification"))
+def test_saliency_layer_keeps_some_resolution(name: str) -> None:
+    model = models.build(name)
+    layer = classify.saliency_layer(model)
+    sizes = []
+    handle = layer.register_forward_hook(lambda m, i, o: sizes.append(o.shape[-1]))
+    with torch.no_grad():
+        model.eval()(torch.zeros(1, 3, 32, 32))
+    handle.remove()
+    assert sizes and sizes[0] >= 6
+
+
+def test_test_set_result_confusion_and_indices() -> None:
+    result = classify.TestSetResult(np.array([0, 1, 1, 2, 0]), np.array([0, 1, 2, 2, 1]), ["a", "b", "c"])
+    assert result.accuracy == pytest.approx(0.6)
+    assert result.confusion().tolist() == [[1, 0, 0], [1, 1, 0], [0, 1, 1]]
+    assert result.per_class_accuracy().tolist() == pytest.approx([1.0, 0.5, 0.5])
+    assert result.indices(2, 1).tolist() == [2]
+
+
+def test_confusion_figure_points_map_to_cells() -> None:
+    matrix = np.arange(9).reshape(3, 3)
+    figure = confusion_figure(matrix, ["a", "b", "c"])
+    trace = figure.data[0]
+    assert [int(t) for t in trace.text] == list(range(9))
+    assert trace.customdata[5].tolist() == [1, 2]  # row-major: point 5 is true b, predicted c
+    bars = probability_bars(np.array([0.1, 0.7, 0.2]), ["a", "b", "c"])
+    assert list(bars.data[0].y) == ["a", "c", "b"]
+
+
+def test_layer_table_lists_leaf_layers_with_shapes() -> None:
+    model = models.build("fastnet", width=8)
+    rows = layer_table(model, torch.zeros(1, 3, 32, 32))
+    assert [r["layer"] for r in rows[:2]] == ["normalize", "whiten"] and rows[1]["output shape"] == "24 x 31 x 31"
+    assert rows[-1]["layer"] == "head" and rows[-1]["output shape"] == "10"
+    assert sum(r["parameters"] for r in rows) == sum(p.numel() for p in model.parameters())
+
+
+def test_fastnet_whitening_decorrelates_patches() -> None:
+    model = models.build("fastnet", width=8)
+    images = torch.rand(64, 3, 32, 32)
+    images = (images + images.roll(1, dims=3)) / 2  # neighbouring pixels correlated, like photos
+    model.init_from_data(images)
+    with torch.no_grad():
+        out = model.whiten(model.normalize(images))[:, :12]  # the positive half
+    flat = out.permute(1, 0, 2, 3).reshape(12, -1)
+    covariance = torch.cov(flat)
+    assert torch.allclose(covariance, torch.eye(12), atol=0.05)
+    assert not model.whiten.weight.requires_grad
+
+
+def test_intermediate_block_mixes_paths_with_weights_from_channel_means() -> None:
+    model = models.build("intermediate_block_net", width=8, paths=3, blocks=2).eval()
+    block = model.blocks[0]
+    x = torch.rand(2, 3, 32, 32)
+    weights = block.mixing_weights(x)
+    assert weights.shape == (2, 3)
+    assert torch.allclose(weights, block.mixer(x.mean(dim=(2, 3))))
+    paths = torch.relu(block.norm(block.convs(x))).view(2, 3, 8, 32, 32)
+    expected = sum(weights[:, i, None, None, None] * paths[:, i] for i in range(3))
+    assert torch.allclose(block(x), expected, atol=1e-5)
+
+
+def test_sample_photos_are_not_cifar_sized() -> None:
+    for name in SAMPLE_PHOTOS:
+        photo = sample_photo(name)
+        assert photo.mode == "RGB" and min(photo.size) > 100
+
+
+SHIPPED = [m for m in checkpoints.list_checkpoints("classification")
+           if Path(m["path"]).parent == checkpoints.paths.SHIPPED_CHECKPOINTS]
+
+
+@pytest.mark.parametrize("meta", SHIPPED, ids=[m["name"] for m in SHIPPED])
+def test_shipped_checkpoint_accuracy_on_a_fixed_slice_matches_its_metadata(meta: dict, data_root: Path) -> None:
+    model, meta = checkpoints.load(meta["path"])
+    result = classify.evaluate_test_set(model, data.load_dataset(meta["dataset"], "test"), limit=1000)
+    # 1,000 images: the slice's accuracy lies within about 3 standard errors of the full test set's.
+    assert result.accuracy == pytest.approx(meta["metrics"]["test_accuracy"], abs=0.03)
