@@ -10,10 +10,12 @@ ensure_routed()
 
 st.title("CIFAR Lab")
 st.markdown(
-    "Deep learning on small images, measured. Classify CIFAR-10 images and see what the model "
-    "looked at; add noise and remove it; bring colour back to grey photos; train a model in the "
-    "browser and watch it learn. Every model here is trained by this project's own trainer, and "
-    "every number is measured on the full test set by a script in `bench/`."
+    "Deep learning on small images, measured. Every model here is trained by this project's own "
+    "trainer, and every number is measured on the full test set by a script in `bench/`.\n\n"
+    "- **Classify**: name the CIFAR-10 class of a test image, a sample photo or your own upload, with "
+    "class probabilities, a saliency map and a full test-set view.\n"
+    "- **Train**: train any model (classifiers, denoisers, colorizers) in the browser and watch its "
+    "curves live; the result is usable on the other pages at once."
 )
 
 st.subheader("Device")
