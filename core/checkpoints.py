@@ -245,7 +245,10 @@ def list_checkpoints(task: str | None = None) -> list[dict[str, Any]]:
 
 def summary_row(meta: dict[str, Any]) -> dict[str, Any]:
     """One checkpoint as a flat row for tables: name, task, architecture, data, metrics, size."""
-    metrics = ", ".join(f"{key} {_format_metric(value)}" for key, value in sorted(meta["metrics"].items()))
+    order = list(_METRIC_FORMATS)
+    keys = sorted(meta["metrics"], key=lambda k: (order.index(k) if k in order else len(order), k))
+    shown = [_format_metric(key, meta["metrics"][key]) for key in keys]
+    metrics = ", ".join(text for text in shown if text)
     return {
         "name": meta["name"],
         "task": meta["task"],
@@ -257,5 +260,19 @@ def summary_row(meta: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _format_metric(value: Any) -> str:
-    return f"{value:.4g}" if isinstance(value, float) else str(value)
+_METRIC_FORMATS = {  # sidecar key -> how a person reads it; keys mapped to None are left out of summaries
+    "test_accuracy": "accuracy {:.2%}",
+    "test_accuracy_tta": "with TTA {:.2%}",
+    "test_psnr": "PSNR {:.2f} dB",
+    "test_psnr_dataset": "PSNR (set) {:.2f} dB",
+    "latency_ms": "{:.1f} ms per image",
+    "latency_with_saliency_ms": None,
+    "throughput_batch256": None,
+}
+
+
+def _format_metric(key: str, value: Any) -> str:
+    if key in _METRIC_FORMATS:
+        template = _METRIC_FORMATS[key]
+        return template.format(value) if template else ""
+    return f"{key.removeprefix('test_')} {value:.4g}" if isinstance(value, float) else f"{key} {value}"

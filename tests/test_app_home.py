@@ -38,7 +38,7 @@ def test_home_lists_checkpoints_and_skipped_files(app_home: Path, data_root: Pat
     app = run_home()
     table = app.dataframe[1].value
     row = table[table["name"] == "home-test"].iloc[0]
-    assert row["test metrics"] == "test_accuracy 0.9123" and row["parameters"] == "0.18M"
+    assert row["test metrics"] == "accuracy 91.23%" and row["parameters"] == "0.18M"
     assert any("old.pth" in w.value and "safetensors" in w.value for w in app.warning)
 
 

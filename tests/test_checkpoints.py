@@ -48,7 +48,17 @@ def test_listing_filters_by_task_and_includes_user_checkpoints(app_home: Path) -
     assert "mine" in [m["name"] for m in checkpoints.list_checkpoints("classification")]
     assert "mine" not in [m["name"] for m in checkpoints.list_checkpoints("denoising")]
     row = checkpoints.summary_row(checkpoints.list_checkpoints("classification")[-1])
-    assert row["test metrics"] == "test_accuracy 0.5" and row["shipped"] is False
+    assert row["test metrics"] == "accuracy 50.00%" and row["shipped"] is False
+
+
+def test_summary_rows_read_like_a_person_would_say_them() -> None:
+    meta = {"name": "n", "task": "classification", "architecture": "fastnet", "dataset": "cifar10",
+            "num_params": 1_970_000, "path": "/elsewhere/n.safetensors",
+            "metrics": {"test_accuracy": 0.9193, "test_accuracy_tta": 0.926, "latency_ms": 10.5,
+                        "throughput_batch256": 278, "test_f1": 0.5}}
+    row = checkpoints.summary_row(meta)
+    assert row["test metrics"] == "accuracy 91.93%, with TTA 92.60%, 10.5 ms per image, f1 0.5"
+    assert row["parameters"] == "1.97M"
 
 
 def test_wrapper_prefixes_are_stripped(app_home: Path) -> None:
