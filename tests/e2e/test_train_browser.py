@@ -43,7 +43,9 @@ def test_start_watch_and_stop_a_run(page, app_url: str) -> None:
     assert "Running" in page.locator('[data-testid="stMainBlockContainer"]').inner_text()
     screenshot(page, "train-running")
 
-    page.get_by_role("button", name="Stop").click()
+    # Scoped to the page body: Streamlit's own header has a "Stop" button while a script runs.
+    main = page.locator('[data-testid="stMainBlockContainer"]')
+    main.get_by_role("button", name="Stop").click()
     page.get_by_text("Stopped by request").first.wait_for(timeout=60_000)
     wait_until_idle(page)
     text = page.locator('[data-testid="stMainBlockContainer"]').inner_text()
