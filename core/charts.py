@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import plotly.graph_objects as go
+from plotly.subplots import make_subplots
 
 
 def probability_bars(probabilities: np.ndarray, classes: list[str]) -> go.Figure:
@@ -43,3 +46,52 @@ def confusion_figure(matrix: np.ndarray, classes: list[str]) -> go.Figure:
                          yaxis=dict(title="true", autorange="reversed", categoryorder="array",
                                     categoryarray=classes))
     return figure
+
+METRIC_LABELS = {"accuracy": "accuracy", "psnr": "PSNR (dB)", "psnr_dataset": "PSNR, dataset (dB)"}
+
+
+def headline_metric(task: str) -> str:
+    return {"classification": "accuracy", "denoising": "psnr", "colorization": "psnr_dataset"}[task]
+
+
+def training_figure(live: dict[str, Any] | None, overlays: list[dict[str, Any]] = ()) -> go.Figure:
+    """Loss (per batch and per epoch) and the task's metric (train and validation) side by side.
+
+    ``live`` is a job snapshot (core.train.jobs.Job.snapshot) or None; ``overlays`` are
+    past runs from the run store, drawn as dotted validation curves.
+    """
+    task = (live or {}).get("config", {}).get("task") or (overlays[0]["task"] if overlays else "classification")
+    metric = headline_metric(task)
+    figure = make_subplots(rows=1, cols=2, subplot_titles=("Loss", METRIC_LABELS[metric].capitalize()))
+    if live:
+        steps_per_epoch = max(live["total_steps"] / max(live["config"]["epochs"], 1), 1)
+        if live["batch_losses"]:
+            steps, losses = zip(*live["batch_losses"], strict=True)
+            figure.add_trace(go.Scatter(x=[s / steps_per_epoch for s in steps], y=losses, mode="lines",
+                                        name="train loss (batch)", line=dict(color="#a5b4fc", width=1)), 1, 1)
+        epochs = [h["epoch"] for h in live["history"]]
+        figure.add_trace(go.Scatter(x=epochs, y=[h["train_loss"] for h in live["history"]], mode="lines+markers",
+                                    name="train loss (epoch)", line=dict(color="#3b5bdb")), 1, 1)
+        figure.add_trace(go.Scatter(x=epochs, y=[h["val_loss"] for h in live["history"]], mode="lines+markers",
+                                    name="validation loss", line=dict(color="#e8590c")), 1, 1)
+        figure.add_trace(go.Scatter(x=epochs, y=[h["train_metrics"].get(metric) for h in live["history"]],
+                                    mode="lines+markers", name=f"train {metric}", line=dict(color="#3b5bdb")), 1, 2)
+        figure.add_trace(go.Scatter(x=epochs, y=[h["val_metrics"].get(metric) for h in live["history"]],
+                                    mode="lines+markers", name=f"validation {metric}",
+                                    line=dict(color="#e8590c")), 1, 2)
+    for run in overlays:
+        figure.add_trace(go.Scatter(
+            x=[e["epoch"] for e in run["epochs"]], y=[e["val_metrics"].get(metric) for e in run["epochs"]],
+            mode="lines+markers", line=dict(dash="dot"), name=f"run {run['id']}: {run['name']}"), 1, 2)
+    figure.update_xaxes(title_text="epoch")
+    figure.update_layout(height=380, margin=dict(l=10, r=10, t=40, b=10), legend=dict(orientation="h", y=-0.25),
+                         uirevision="training")  # keep the user's zoom across refreshes
+    return figure
+
+
+def format_duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "–"
+    seconds = int(seconds)
+    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}" if seconds >= 3600 \
+        else f"{seconds // 60}:{seconds % 60:02d}"

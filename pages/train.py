@@ -6,8 +6,8 @@ import pandas as pd
 import streamlit as st
 
 from core import data, models, noise
+from core.charts import format_duration, headline_metric, training_figure
 from core.train import ConfigError, TrainConfig
-from core.train.charts import format_duration, headline_metric, training_figure
 from core.train.config import LOSSES, OPTIMIZERS, PRESETS, SCHEDULES, TASK_DATASETS
 from core.train.jobs import JOBS, TrainerBusy
 from core.train.runs import RunStore
