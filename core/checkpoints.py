@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -25,6 +24,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from core import models, paths
+from core.fileio import atomic_write_bytes, temp_path
 
 REQUIRED_FIELDS = ("name", "task", "architecture", "arch_args", "dataset", "metrics",
                    "measured_by", "recipe", "num_params", "created")
@@ -77,33 +77,14 @@ def save(model: nn.Module, path: str | Path, meta: dict[str, Any]) -> dict[str, 
         raise ValueError(f"checkpoint metadata lacks {', '.join(missing)}")
     payload = json.dumps(sidecar, indent=2, sort_keys=True, default=_json_default).encode()
 
-    weights_tmp = _temp_path(weights_path)
+    weights_tmp = temp_path(weights_path)
     try:
         save_file(state_dict_for_saving(model), str(weights_tmp), metadata={"architecture": sidecar["architecture"]})
         os.replace(weights_tmp, weights_path)
     finally:
         weights_tmp.unlink(missing_ok=True)
-    _atomic_write_bytes(weights_path.with_suffix(".json"), payload)
+    atomic_write_bytes(weights_path.with_suffix(".json"), payload)
     return sidecar
-
-
-def _temp_path(target: Path) -> Path:
-    fd, name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    os.fchmod(fd, 0o644)  # mkstemp's 0600 would hide checkpoints from other users of a shared install
-    os.close(fd)
-    return Path(name)
-
-
-def _atomic_write_bytes(target: Path, payload: bytes) -> None:
-    tmp = _temp_path(target)
-    try:
-        with open(tmp, "wb") as handle:
-            handle.write(payload)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, target)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def _json_default(value: Any) -> Any:
@@ -121,7 +102,7 @@ def update_metadata(name_or_path: str | Path, **fields: Any) -> dict[str, Any]:
     meta = json.loads(sidecar.read_text())
     for key, value in fields.items():
         meta[key] = {**meta.get(key, {}), **value} if key == "metrics" else value
-    _atomic_write_bytes(sidecar, json.dumps(meta, indent=2, sort_keys=True, default=_json_default).encode())
+    atomic_write_bytes(sidecar, json.dumps(meta, indent=2, sort_keys=True, default=_json_default).encode())
     return meta
 
 

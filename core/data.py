@@ -13,7 +13,6 @@ import hashlib
 import json
 import os
 import sys
-import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +23,7 @@ from PIL import Image
 from safetensors.torch import load, save_file
 
 from core import paths
+from core.fileio import atomic_write_bytes, temp_path
 
 ProgressFn = Callable[[int, int], None]
 
@@ -249,24 +249,15 @@ def _read_cache(path: Path) -> tuple[torch.Tensor, torch.Tensor, list[str]] | No
 
 def _write_cache(path: Path, images: torch.Tensor, labels: torch.Tensor, classes: list[str]) -> None:
     try:
-        _atomic_write(path.with_suffix(".json"), json.dumps({"classes": classes}).encode())
-        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-        os.close(fd)
-        save_file({"images": images.contiguous(), "labels": labels.contiguous()}, tmp)
-        os.replace(tmp, path)
+        atomic_write_bytes(path.with_suffix(".json"), json.dumps({"classes": classes}).encode())
+        tmp = temp_path(path)
+        try:
+            save_file({"images": images.contiguous(), "labels": labels.contiguous()}, str(tmp))
+            os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
     except OSError as error:  # a read-only cache only costs speed
         print(f"cifar_lab: could not write dataset cache {path}: {error}", file=sys.stderr)
-
-
-def _atomic_write(path: Path, payload: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(payload)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _read_torchvision(spec: DatasetSpec, split: str, root: Path) -> tuple[torch.Tensor, torch.Tensor]:

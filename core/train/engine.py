@@ -28,6 +28,7 @@ from torch import nn
 
 from core import checkpoints, data, devices, models, paths
 from core.classify import predict_tta
+from core.fileio import temp_path
 from core.train.config import TrainConfig
 from core.train.tasks import Task, make_task
 
@@ -398,7 +399,7 @@ class Trainer:
             "history": json.dumps([asdict(r) for r in self.history]),
         }
         target = resume_path(self.checkpoint_path)
-        tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+        tmp = temp_path(target)
         try:
             save_file(tensors or {"_empty": torch.zeros(0)}, str(tmp), metadata=metadata)
             os.replace(tmp, target)
