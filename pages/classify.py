@@ -26,7 +26,7 @@ meta = pick_checkpoint("classification", key="classify-model")
 if meta is None:
     st.info(
         "No classification checkpoint is installed yet. Train one on the **Train** page (the Quick preset "
-        "takes a few minutes) and it appears here as soon as it finishes.", icon=":material/inventory_2:")
+        "takes about ten minutes on a CPU) and it appears here as soon as it finishes.", icon=":material/inventory_2:")
     st.stop()
 try:
     model, meta = model_of(meta)

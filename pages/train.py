@@ -8,7 +8,7 @@ import streamlit as st
 from core import data, models, noise
 from core.charts import format_duration, headline_metric, training_figure
 from core.train import ConfigError, TrainConfig
-from core.train.config import LOSSES, OPTIMIZERS, PRESETS, SCHEDULES, TASK_DATASETS
+from core.train.config import LOSSES, OPTIMIZERS, PRESET_NOTES, PRESETS, SCHEDULES, TASK_DATASETS
 from core.train.jobs import JOBS, TrainerBusy
 from core.train.runs import RunStore
 from pages import ensure_routed
@@ -36,6 +36,7 @@ with st.container(border=True):
     task = top[0].selectbox("Task", models.TASKS, format_func=str.capitalize, key="task")
     preset_label = top[1].selectbox("Preset", list(PRESETS[task]), key=f"preset-{task}")
     preset = TrainConfig(task=task, **PRESETS[task][preset_label])
+    st.caption(PRESET_NOTES[task][preset_label])
     architectures = models.list_architectures(task)
     arch = top[2].selectbox(
         "Architecture", architectures, index=architectures.index(preset.arch) if preset.arch in architectures else 0,
@@ -108,10 +109,12 @@ with st.container(border=True):
                                           help="A run is in progress" if busy else None)
 
     if submitted:
-        settings = dict(task=task, arch=arch, arch_args=arch_args, dataset=dataset, epochs=int(epochs),
-                        batch_size=int(batch_size), subset=int(subset) or None, val_size=int(val_size),
-                        optimizer=optimizer, lr=float(lr), schedule=schedule, weight_decay=float(weight_decay),
-                        augment=augment, seed=int(seed), **extra)
+        # Settings without a widget (momentum, warm-up, lookahead, ...) come from the preset.
+        settings = preset.to_dict() | dict(
+            task=task, arch=arch, arch_args=arch_args, dataset=dataset, epochs=int(epochs),
+            batch_size=int(batch_size), subset=int(subset) or None, val_size=int(val_size), optimizer=optimizer,
+            lr=float(lr), schedule=schedule, weight_decay=float(weight_decay), augment=augment, seed=int(seed),
+            **extra)
         try:
             JOBS.start(TrainConfig(**settings))
             st.session_state["watching"] = True

@@ -16,7 +16,7 @@ from safetensors.torch import load_file
 from core import checkpoints, metrics
 from core.train import ConfigError, TrainConfig, Trainer
 from core.train.__main__ import main as cli_main
-from core.train.engine import Callback, config_to_command, lr_factor
+from core.train.engine import Callback, Lookahead, config_to_command, lr_factor, parameter_groups
 from core.train.runs import RunRecorder, RunStore
 from core.train.tasks import Classification, Colorization, Denoising
 
@@ -96,6 +96,32 @@ def test_schedules() -> None:
     assert lr_factor("cosine", 55, 100, 10) == pytest.approx(0.5)
 
 
+def test_norm_layers_get_their_own_rate_with_the_same_decay_per_step() -> None:
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4), torch.nn.Linear(4, 2))
+    model[1].weight.requires_grad_(False)  # frozen parameters are left out
+    others, norms = parameter_groups(model, lr=0.5, weight_decay=1e-3, norm_lr_scale=64)
+    assert [p.shape for p in norms["params"]] == [torch.Size([4])]  # the BN shift only
+    assert len(others["params"]) == 4  # conv and linear weights and biases
+    assert norms["lr"] == 32 and others["lr"] == 0.5
+    assert norms["lr"] * norms["weight_decay"] == pytest.approx(others["lr"] * others["weight_decay"])
+    assert len(parameter_groups(torch.nn.Linear(2, 2), 0.1, 0.0, 64)) == 1
+
+
+def test_lookahead_pulls_weights_to_the_slow_copy() -> None:
+    model = torch.nn.Linear(1, 1, bias=False)
+    model.weight.data.fill_(1.0)
+    lookahead = Lookahead(model)
+    model.weight.data.fill_(3.0)
+    lookahead.update(model, decay=0.0)  # no memory: the slow copy follows the weights
+    assert model.weight.item() == 3.0
+    model.weight.data.fill_(5.0)
+    lookahead.update(model, decay=0.5)  # half way back to the slow copy
+    assert model.weight.item() == 4.0
+    model.weight.data.fill_(10.0)
+    lookahead.update(model, decay=1.0)  # back to the slow weights
+    assert model.weight.item() == 4.0
+
+
 @pytest.mark.parametrize(
     ("change", "message"),
     [
@@ -112,6 +138,7 @@ def test_schedules() -> None:
         ({"dataset": "imagenet"}, "Unknown dataset"),
         ({"optimizer": "lbfgs"}, "Unknown optimizer"),
         ({"schedule": "exp"}, "Unknown schedule"),
+        ({"norm_lr_scale": 0}, "norm_lr_scale must be between"),
         ({"arch_args": {"depth": 3}}, "has no option 'depth'"),
         ({"arch_args": {"width": 1e6}}, "width must be between"),
         ({"name": "../escape"}, "cannot be used as a file name"),
@@ -205,6 +232,10 @@ def test_same_config_and_seed_give_the_same_result(tmp_path: Path, data_root: Pa
     assert all(torch.equal(a[k], b[k]) for k in a)
     other = Trainer(tiny(tmp_path / "c", seed=4)).fit()
     assert [r.train_loss for r in other.history] != [r.train_loss for r in first.history]
+    # The airbench recipe's extras (scaled norm rates, lookahead) keep runs repeatable too.
+    airbench = dict(arch_args={"variant": "advanced", "width": 8}, norm_lr_scale=16, lookahead=True)
+    third, fourth = (Trainer(tiny(tmp_path / d, **airbench)).fit() for d in "de")
+    assert third.status == "finished" and third.test_metrics == fourth.test_metrics
 
 
 def test_resume_continues_where_the_checkpoint_left_off(tmp_path: Path, data_root: Path) -> None:
@@ -293,10 +324,10 @@ def test_two_process_ddp_matches_a_single_process_run(tmp_path: Path, data_root:
 
 
 def test_every_preset_is_a_valid_configuration() -> None:
-    from core.train.config import PRESETS, preset
+    from core.train.config import PRESET_NOTES, PRESETS, preset
 
     for task, presets in PRESETS.items():
-        assert {"Quick, a few minutes on a CPU", "Full"} <= set(presets)
+        assert {"Quick", "Full"} == set(presets) == set(PRESET_NOTES[task])
         for label in presets:
             config = preset(task, label).validate()
             assert config.task == task
