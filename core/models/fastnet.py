@@ -26,13 +26,28 @@ from core.models._blocks import Normalize, channel_stats
 from core.models._registry import Option, register_model
 
 
+def _conv(in_channels: int, out_channels: int) -> nn.Conv2d:
+    conv = nn.Conv2d(in_channels, out_channels, 3, padding=1, bias=False)
+    with torch.no_grad():  # start the first filters as the identity: signal passes through from step one
+        nn.init.dirac_(conv.weight[: min(in_channels, out_channels)])
+    return conv
+
+
+def _norm(channels: int) -> nn.BatchNorm2d:
+    # The scale stays 1: with a scale-invariant next layer only the shift needs learning, and it
+    # learns fast at the large rate TrainConfig.norm_lr_scale gives it.
+    norm = nn.BatchNorm2d(channels, momentum=0.4, eps=1e-12)
+    norm.weight.requires_grad_(False)
+    return norm
+
+
 class ConvGroup(nn.Module):
     def __init__(self, in_channels: int, out_channels: int) -> None:
         super().__init__()
-        self.conv1 = nn.Conv2d(in_channels, out_channels, 3, padding=1, bias=False)
-        self.norm1 = nn.BatchNorm2d(out_channels, momentum=0.4)
-        self.conv2 = nn.Conv2d(out_channels, out_channels, 3, padding=1, bias=False)
-        self.norm2 = nn.BatchNorm2d(out_channels, momentum=0.4)
+        self.conv1 = _conv(in_channels, out_channels)
+        self.norm1 = _norm(out_channels)
+        self.conv2 = _conv(out_channels, out_channels)
+        self.norm2 = _norm(out_channels)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = F.max_pool2d(self.conv1(x), 2)
