@@ -55,7 +55,9 @@ class IntermediateBlockNet(nn.Module):
         channels = in_channels
         for index, width in enumerate(widths):
             layers.append(IntermediateBlock(channels, width, paths))
-            if index % 2 == 1 and index < len(widths) - 1:
+            if index % 2 == 0 and index < len(widths) - 1:
+                # Pool early: the first block alone sees full resolution, which keeps the wide,
+                # L-path blocks affordable on a CPU.
                 layers.append(nn.MaxPool2d(2))
             channels = width
         self.blocks = nn.Sequential(*layers)
@@ -78,19 +80,21 @@ class IntermediateBlockNet(nn.Module):
     summary=(
         "Each intermediate block runs L convolutions side by side on the same input and adds their outputs "
         "with learned mixing weights a = FC(m), where m holds the input's per-channel means: every image "
-        "chooses its own blend of the convolutions. Blocks are stacked with max-pooling every second block; "
+        "chooses its own blend of the convolutions. Blocks are stacked with max-pooling after the first and "
+        "then every second block; "
         "the output block averages each channel of the last block and maps those means to the class logits."
     ),
     options=(
-        Option("width", 32, "channels of the first blocks (doubled after each pooling)", minimum=8, maximum=256),
+        Option("width", 24, "channels of the first block (doubled after each pooling, up to 4x)", minimum=8,
+               maximum=256),
         Option("paths", 3, "L, the convolutions mixed in each block", minimum=1, maximum=8),
         Option("blocks", 6, "number of intermediate blocks", minimum=2, maximum=12),
     ),
 )
-def intermediate_block_net(*, width: int = 32, paths: int = 3, blocks: int = 6, hidden: Sequence[int] = (),
+def intermediate_block_net(*, width: int = 24, paths: int = 3, blocks: int = 6, hidden: Sequence[int] = (),
                            num_classes: int = 10, in_channels: int = 3, mean: Sequence[float] | None = None,
                            std: Sequence[float] | None = None) -> IntermediateBlockNet:
-    """Blocks in pairs of widths w, 2w, 4w, ...; ``hidden`` FC sizes before the logits."""
+    """Blocks of widths w | 2w, 2w | 4w, 4w | 4w ... (| is a max-pool); ``hidden`` FC sizes before the logits."""
     mean, std = channel_stats(in_channels, mean, std)
-    widths = [width * 2 ** (index // 2) for index in range(blocks)]
+    widths = [width * min(2 ** ((index + 1) // 2), 4) for index in range(blocks)]
     return IntermediateBlockNet(widths, paths, tuple(hidden), num_classes, in_channels, mean, std)
