@@ -118,6 +118,14 @@ def to_pil(tensor: torch.Tensor) -> Image.Image:
     return Image.fromarray(array[..., 0] if array.shape[2] == 1 else array)
 
 
+def enlarged(image: Image.Image, side: int = 256) -> Image.Image:
+    """A small image scaled up by a whole factor with nearest-neighbour, so its real pixels show."""
+    factor = side // max(image.size)
+    if factor < 2:
+        return image
+    return image.resize((image.width * factor, image.height * factor), resample=Image.Resampling.NEAREST)
+
+
 SAMPLE_PHOTOS = {  # public-domain photos shipped with scikit-image, none of them from CIFAR-10
     "Chelsea the cat": "chelsea",
     "Astronaut": "astronaut",

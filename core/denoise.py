@@ -1,0 +1,218 @@
+"""Denoising for the app and the benchmark: learned models and classical baselines behind one call.
+
+Every method takes and returns float images in [0, 1], N x C x H x W. Models run on
+images of any size: large ones in overlapping tiles blended with smooth weights, so
+memory stays bounded and no seams show. Baselines: a 3x3 median filter (the classic
+answer to salt-and-pepper noise) and BM3D (the classic answer to Gaussian noise).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from kornia.color import rgb_to_grayscale
+from PIL import Image
+from scipy import ndimage
+from torch import nn
+
+from core import metrics
+from core.images import is_grayscale, to_pil, to_tensor
+from core.noise import NoiseSpec, add_noise
+
+TILE = 256  # pixels per tile side
+OVERLAP = 32  # pixels shared by neighbouring tiles, blended
+MAX_PIXELS = 4_000_000  # larger uploads are refused: a CPU takes minutes per megapixel with BM3D
+
+Progress = Callable[[float], None]
+
+
+@dataclass(frozen=True)
+class Baseline:
+    name: str
+    title: str
+    summary: str
+
+
+BASELINES = {
+    "median": Baseline("median", "Median filter 3x3",
+                       "Replaces each pixel by the median of its 3x3 neighbourhood: isolated black and white "
+                       "pixels vanish, but so does fine texture."),
+    "bm3d": Baseline("bm3d", "BM3D",
+                     "Block-matching and 3D filtering (Dabov et al. 2007): groups similar patches from across "
+                     "the image and shrinks their joint transform. The strongest classical Gaussian denoiser; "
+                     "it needs the noise level and takes about a second per 32x32 colour image."),
+}
+
+
+def median_filter(images: torch.Tensor, size: int = 3) -> torch.Tensor:
+    """Per-channel median filter with mirrored edges (scipy.ndimage)."""
+    filtered = ndimage.median_filter(images.detach().cpu().numpy(), size=(1, 1, size, size), mode="mirror")
+    return torch.from_numpy(filtered).to(images.device)
+
+
+def bm3d_denoise(images: torch.Tensor, sigma: float) -> torch.Tensor:
+    """BM3D for Gaussian noise of ``sigma`` on the 0-255 scale; colour images use its RGB variant."""
+    import bm3d  # imported here: it pulls in a large module tree the app does not always need
+
+    results = []
+    for image in images.detach().cpu().double().numpy():
+        if image.shape[0] == 3:
+            estimate = bm3d.bm3d_rgb(image.transpose(1, 2, 0), sigma_psd=sigma / 255).transpose(2, 0, 1)
+        else:
+            estimate = bm3d.bm3d(image[0], sigma_psd=sigma / 255)[None]
+        results.append(np.clip(estimate, 0.0, 1.0))
+    return torch.from_numpy(np.stack(results)).float().to(images.device)
+
+
+def match_channels(images: torch.Tensor, channels: int) -> torch.Tensor:
+    """Colour to grey (BT.601) for one-channel models, grey to three equal channels for colour ones."""
+    if images.shape[1] == channels:
+        return images
+    if channels == 1:
+        return rgb_to_grayscale(images)
+    return images.expand(-1, channels, -1, -1)
+
+
+def _blend_window(size: int, overlap: int) -> torch.Tensor:
+    """Weights that ramp up over the overlap at both ends, so overlapping tiles cross-fade."""
+    ramp = torch.ones(size)
+    if overlap:
+        edge = (torch.arange(overlap) + 0.5) / overlap
+        ramp[:overlap] = edge
+        ramp[-overlap:] = edge.flip(0)
+    return ramp
+
+
+def _starts(length: int, tile: int, overlap: int) -> list[int]:
+    if length <= tile:
+        return [0]
+    stride = tile - overlap
+    starts = list(range(0, length - tile, stride))
+    return [*starts, length - tile]
+
+
+@torch.no_grad()
+def run_tiled(fn: Callable[[torch.Tensor], torch.Tensor], images: torch.Tensor, tile: int = TILE,
+              overlap: int = OVERLAP, progress: Progress | None = None) -> torch.Tensor:
+    """Apply ``fn`` (same-size in, same-size out) to overlapping tiles and blend the results."""
+    height, width = images.shape[-2:]
+    if height <= tile and width <= tile:
+        out = fn(images)
+        if progress:
+            progress(1.0)
+        return out
+    rows, cols = _starts(height, tile, overlap), _starts(width, tile, overlap)
+    total = torch.zeros(images.shape[0], images.shape[1], height, width, device=images.device)
+    weight_sum = torch.zeros(1, 1, height, width, device=images.device)
+    done, count = 0, len(rows) * len(cols)
+    for top in rows:
+        for left in cols:
+            h, w = min(tile, height), min(tile, width)
+            patch = images[..., top:top + h, left:left + w]
+            window = (_blend_window(h, overlap if h == tile else 0)[:, None]
+                      * _blend_window(w, overlap if w == tile else 0)[None, :]).to(images.device)
+            total[..., top:top + h, left:left + w] += fn(patch).float() * window
+            weight_sum[..., top:top + h, left:left + w] += window
+            done += 1
+            if progress:
+                progress(done / count)
+    return (total / weight_sum).clamp(0, 1)
+
+
+def model_fn(model: nn.Module) -> Callable[[torch.Tensor], torch.Tensor]:
+    """A same-size denoising function from a model, adapting the image's channels to the model's."""
+    channels = _in_channels(model)
+
+    def apply(images: torch.Tensor) -> torch.Tensor:
+        output = model(match_channels(images, channels)).float().clamp(0, 1)
+        return match_channels(output, images.shape[1])
+
+    return apply
+
+
+def _in_channels(model: nn.Module) -> int:
+    first = next(m for m in model.modules() if isinstance(m, nn.Conv2d))
+    return first.in_channels
+
+
+@dataclass
+class Denoised:
+    """One method's result on one image; metrics are None when there is no clean reference."""
+
+    method: str
+    title: str
+    image: torch.Tensor  # C x H x W in [0, 1]
+    seconds: float
+    psnr: float | None = None
+    ssim: float | None = None
+
+
+def score(estimate: torch.Tensor, clean: torch.Tensor | None) -> tuple[float | None, float | None]:
+    """PSNR (dB, peak 1) and SSIM of one C x H x W image against its clean version."""
+    if clean is None:
+        return None, None
+    return float(metrics.psnr(estimate[None], clean[None])[0]), float(metrics.ssim(estimate[None], clean[None])[0])
+
+
+def denoise_one(method: str, noisy: torch.Tensor, *, model: nn.Module | None = None, title: str | None = None,
+                spec: NoiseSpec | None = None, clean: torch.Tensor | None = None,
+                progress: Progress | None = None) -> Denoised:
+    """Denoise one C x H x W image with a model (``model`` given) or a baseline (``method``)."""
+    batch = noisy[None].float()
+    start = time.perf_counter()
+    if model is not None:
+        model.eval()
+        output = run_tiled(model_fn(model), batch, progress=progress)
+    elif method == "median":
+        output = median_filter(batch)
+    elif method == "bm3d":
+        if spec is None or spec.kind != "gaussian":
+            raise ValueError("BM3D is a Gaussian denoiser: it needs the Gaussian noise level.")
+        output = bm3d_denoise(batch, spec.level)
+    else:
+        raise ValueError(f"Unknown denoising method {method!r}.")
+    seconds = time.perf_counter() - start
+    psnr, ssim = score(output[0], clean)
+    return Denoised(method, title or BASELINES[method].title, output[0], seconds, psnr, ssim)
+
+
+def split_view(before: Image.Image, after: Image.Image, fraction: float) -> Image.Image:
+    """``before`` left of the ``fraction`` mark and ``after`` right of it, with a thin divider."""
+    before, after = before.convert("RGB"), after.convert("RGB").resize(before.size)
+    cut = round(fraction * before.width)
+    combined = after.copy()
+    combined.paste(before.crop((0, 0, cut, before.height)), (0, 0))
+    if 0 < cut < before.width:
+        combined.paste((255, 255, 255), (max(cut - 1, 0), 0, min(cut + 1, before.width), before.height))
+    return combined
+
+
+def prepare(image: Image.Image, max_pixels: int = MAX_PIXELS) -> tuple[torch.Tensor, str | None]:
+    """An image as a C x H x W tensor (one channel if it is grey), shrunk under ``max_pixels``.
+
+    Returns the tensor and, when it had to be shrunk, a sentence saying so.
+    """
+    note = None
+    if image.width * image.height > max_pixels:
+        scale = (max_pixels / (image.width * image.height)) ** 0.5
+        size = (max(int(image.width * scale), 1), max(int(image.height * scale), 1))
+        note = (f"The image was scaled down from {image.width} x {image.height} to {size[0]} x {size[1]} pixels "
+                f"to stay under {max_pixels / 1e6:g} megapixels.")
+        image = image.resize(size, resample=Image.Resampling.LANCZOS)
+    grey = is_grayscale(image)
+    tensor = to_tensor(image.convert("L") if grey else image.convert("RGB"))[0]
+    return tensor, note
+
+
+def make_noisy(clean: torch.Tensor, spec: NoiseSpec, seed: int) -> torch.Tensor:
+    """``clean`` (C x H x W) with ``spec``'s noise drawn from ``seed``: the same seed, the same noise."""
+    return add_noise(clean[None], spec, torch.Generator().manual_seed(seed))[0]
+
+
+def to_image(tensor: torch.Tensor) -> Image.Image:
+    """A C x H x W tensor in [0, 1] as a PIL image (grey for one channel)."""
+    return to_pil(tensor)
