@@ -8,7 +8,7 @@ import pandas as pd
 import streamlit as st
 import torch
 
-from core import checkpoints, classify, data, models
+from core import checkpoints, classify, data, images, models
 from core.charts import confusion_figure, probability_bars
 from core.models._summary import layer_table
 from pages import ensure_routed
@@ -54,7 +54,7 @@ elapsed = time.perf_counter() - start
 
 original, seen_column, saliency_column, right = st.columns([1, 1, 1, 2.2])
 original.image(chosen.image, caption=chosen.caption, width="stretch")
-seen = classify.model_input(chosen.image).resize((256, 256), resample=0)  # nearest: show the real pixels
+seen = images.enlarged(classify.model_input(chosen.image))
 seen_column.image(seen, caption="What the model sees (32 x 32)", width="stretch")
 saliency_column.image(classify.overlay(chosen.image, heat), caption=f"Grad-CAM: where it looked for "
                       f"\"{classes[best]}\"", width="stretch")

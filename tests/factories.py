@@ -17,3 +17,29 @@ def tiny_classifier(folder: Path, name: str, width: int = 8, variant: str = "bas
     assert result.status == "finished", result.message
     checkpoints.load(result.checkpoint)  # it must load
     return Path(result.checkpoint)
+
+
+def tiny_denoiser(folder: Path, name: str, arch: str = "unet_denoiser", width: int = 8) -> Path:
+    """A width-8 denoiser trained for one epoch on 256 CIFAR-10 images with Gaussian sigma 25."""
+    config = TrainConfig(task="denoising", arch=arch, arch_args={"width": width, "depth": 2}, dataset="cifar10",
+                         epochs=1, batch_size=64, subset=256, val_size=64, optimizer="adam", lr=2e-3,
+                         schedule="constant", noise="gaussian", noise_level=25.0, seed=1, out=str(folder), name=name)
+    result = Trainer(config).fit()
+    assert result.status == "finished", result.message
+    checkpoints.load(result.checkpoint)
+    return Path(result.checkpoint)
+
+
+def open_page(home: Path, page: str, monkeypatch, timeout: float = 180):
+    """An AppTest of ``page`` (e.g. "pages/denoise.py") with ``home`` as the app's home and no shipped
+    checkpoints, so only the checkpoints the test made are listed; fails on any exception."""
+    from streamlit.testing.v1 import AppTest
+
+    from core import paths
+
+    monkeypatch.setenv("CIFAR_LAB_HOME", str(home))
+    monkeypatch.setattr(paths, "SHIPPED_CHECKPOINTS", home / "no-shipped")
+    app = AppTest.from_file(str(Path(__file__).resolve().parent.parent / "app.py"), default_timeout=timeout)
+    app.switch_page(page).run()
+    assert not app.exception, [e.value for e in app.exception]
+    return app

@@ -10,7 +10,7 @@ from streamlit.testing.v1 import AppTest
 
 from core import checkpoints, classify, data, paths
 from core.images import sample_photo
-from tests.factories import tiny_classifier
+from tests.factories import open_page, tiny_classifier
 
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
 
@@ -25,12 +25,7 @@ def home_with_models(tmp_path_factory: pytest.TempPathFactory, data_root: Path) 
 
 @pytest.fixture
 def app(home_with_models: Path, monkeypatch: pytest.MonkeyPatch) -> AppTest:
-    monkeypatch.setenv("CIFAR_LAB_HOME", str(home_with_models))
-    monkeypatch.setattr(paths, "SHIPPED_CHECKPOINTS", home_with_models / "no-shipped")
-    app = AppTest.from_file(APP, default_timeout=120)
-    app.switch_page("pages/classify.py").run()
-    assert not app.exception, [e.value for e in app.exception]
-    return app
+    return open_page(home_with_models, "pages/classify.py", monkeypatch)
 
 
 def prediction(app: AppTest) -> str:

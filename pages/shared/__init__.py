@@ -20,6 +20,7 @@ class ChosenImage:
     caption: str
     label: int | None = None  # the true class, for dataset images
     index: int | None = None
+    source: str = "test set"  # "test set", "sample photo" or "upload"
 
 
 @st.cache_resource(show_spinner="Loading the test set...")
@@ -38,15 +39,16 @@ def pick_checkpoint(task: str, key: str) -> dict | None:
     metas = checkpoints.list_checkpoints(task)
     if not metas:
         return None
-
-    def label(meta: dict) -> str:
-        row = checkpoints.summary_row(meta)
-        origin = "" if row["shipped"] else " · trained here"
-        return f"{meta['name']} ({row['test metrics']}, {row['parameters']} parameters{origin})"
-
     names = [m["path"] for m in metas]
-    chosen = st.selectbox("Model", names, format_func=lambda p: label(metas[names.index(p)]), key=key)
+    chosen = st.selectbox("Model", names, format_func=lambda p: checkpoint_label(metas[names.index(p)]), key=key)
     return metas[names.index(chosen)]
+
+
+def checkpoint_label(meta: dict) -> str:
+    """How a checkpoint reads in a selector: name, headline metrics, size, origin."""
+    row = checkpoints.summary_row(meta)
+    origin = "" if row["shipped"] else " · trained here"
+    return f"{meta['name']} ({row['test metrics']}, {row['parameters']} parameters{origin})"
 
 
 def model_of(meta: dict):
@@ -65,13 +67,13 @@ def image_input(key: str, dataset: str = "cifar10") -> ChosenImage | None:
             st.info("Choose an image file to upload.", icon=":material/upload:")
             return None
         try:
-            return ChosenImage(images.load_image(upload.getvalue()), upload.name)
+            return ChosenImage(images.load_image(upload.getvalue()), upload.name, source="upload")
         except images.ImageError as error:
             st.error(f"{upload.name}: {error}", icon=":material/broken_image:")
             return None
     if source == "Sample photo":
         name = st.selectbox("Sample photo", list(images.SAMPLE_PHOTOS), key=f"{key}-sample")
-        return ChosenImage(images.sample_photo(name), f"{name} (scikit-image sample photo)")
+        return ChosenImage(images.sample_photo(name), f"{name} (scikit-image sample photo)", source="sample photo")
     try:
         testset = test_set(dataset)
     except data.DatasetNotFoundError as error:

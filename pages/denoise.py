@@ -1,0 +1,191 @@
+"""Denoise: add noise to an image, take it out with a model or a classical baseline, and measure."""
+
+import hashlib
+import io
+from pathlib import Path
+
+import pandas as pd
+import streamlit as st
+import torch
+
+from core import checkpoints, data, denoise, images, models, noise
+from core.models._summary import layer_table
+from pages import ensure_routed
+from pages.shared import checkpoint_label, image_input, model_of
+
+ensure_routed()
+
+DATASETS = ("cifar10", "mnist", "fashion_mnist")
+STEPS = {"gaussian": 1.0, "salt_pepper": 0.01, "poisson": 1.0, "speckle": 0.01}
+NOISE_NAMES = {"gaussian": "Gaussian", "salt_pepper": "Salt and pepper", "poisson": "Poisson (shot noise)",
+               "speckle": "Speckle (multiplicative)"}
+BM3D_MAX_PIXELS = 256 * 256  # BM3D takes about a second per 32x32 image and grows with the area
+MEMO_SIZE = 16
+
+st.title("Denoise")
+st.markdown(
+    "Add noise of a chosen kind and strength to an image, remove it with a trained model or a classical "
+    "baseline, and measure how close the result comes to the clean original (PSNR in dB with peak 1, and SSIM)."
+)
+
+metas = checkpoints.list_checkpoints("denoising")
+by_path = {meta["path"]: meta for meta in metas}
+options = [*by_path, *denoise.BASELINES]
+
+
+def option_label(option: str) -> str:
+    return checkpoint_label(by_path[option]) if option in by_path else denoise.BASELINES[option].title
+
+
+source_column, settings_column = st.columns([1, 1], gap="large")
+with source_column:
+    dataset = st.selectbox("Test images from", DATASETS, format_func=lambda name: data.DATASETS[name].title,
+                           key="denoise-dataset")
+    chosen = image_input("denoise", dataset)
+with settings_column:
+    already_noisy = chosen is not None and chosen.source == "upload" and st.checkbox(
+        "My photo is already noisy: denoise it as it is", key="denoise-already-noisy",
+        help="There is no clean original then, so the result is shown without PSNR or SSIM.")
+    row = st.columns(2)
+    kind = row[0].selectbox("Noise", noise.KINDS, format_func=NOISE_NAMES.get, key="denoise-kind",
+                            disabled=already_noisy)
+    low, high, default = noise.RANGES[kind]
+    level = row[1].slider("Strength", float(low), float(high), float(default), step=STEPS[kind],
+                          key=f"denoise-level-{kind}", disabled=already_noisy,
+                          help="Gaussian: sigma on the 0-255 scale. Salt and pepper: fraction of pixels hit. "
+                               "Poisson: photons at full white (lower is noisier). Speckle: relative sigma.")
+    seed = int(st.number_input("Noise seed", 0, 2**31 - 1, 0, key="denoise-seed", disabled=already_noisy))
+    method = st.selectbox("Denoiser", options, format_func=option_label, key="denoise-method")
+    compare = st.toggle("Compare every denoiser on this image", key="denoise-compare")
+    if not metas:
+        st.caption("No denoising checkpoint is installed: only the classical baselines are offered. Train one on "
+                   "the **Train** page and it appears here.")
+
+if chosen is None:
+    st.stop()
+
+spec = noise.NoiseSpec(kind, level)
+clean, resized_note = denoise.prepare(chosen.image)
+if resized_note:
+    st.info(resized_note, icon=":material/photo_size_select_large:")
+noisy = clean if already_noisy else denoise.make_noisy(clean, spec, seed)
+reference = None if already_noisy else clean
+pixels = clean.shape[1] * clean.shape[2]
+
+
+def unavailable(option: str) -> str | None:
+    """Why ``option`` cannot run on this image, or None."""
+    if option != "bm3d":
+        return None
+    if already_noisy or spec.kind != "gaussian":
+        return "BM3D is a Gaussian denoiser: it needs a known Gaussian noise level."
+    if pixels > BM3D_MAX_PIXELS:
+        return f"BM3D runs on images up to {BM3D_MAX_PIXELS:,} pixels here (this one has {pixels:,})."
+    return None
+
+
+def run(option: str) -> denoise.Denoised:
+    """Denoise with ``option``, remembered per image, noise and method so sliders elsewhere stay quick."""
+    digest = hashlib.sha1(noisy.numpy().tobytes()).hexdigest()
+    stamp = Path(option).stat().st_mtime if option in by_path else 0
+    key = (option, stamp, digest, already_noisy)
+    memo = st.session_state.setdefault("denoise-memo", {})
+    if key in memo:
+        return memo[key]
+    if option in by_path:
+        model, meta = model_of(by_path[option])
+        bar = st.progress(0.0, text=f"Denoising with {meta['name']}...") if pixels > denoise.TILE**2 else None
+        result = denoise.denoise_one(option, noisy, model=model, title=meta["name"], clean=reference,
+                                     progress=(lambda done: bar.progress(done, text=f"Tiles: {done:.0%}"))
+                                     if bar else None)
+        if bar:
+            bar.empty()
+    else:
+        with st.spinner(f"Running {denoise.BASELINES[option].title}..."):
+            result = denoise.denoise_one(option, noisy, spec=spec, clean=reference)
+    if len(memo) >= MEMO_SIZE:
+        memo.pop(next(iter(memo)))
+    memo[key] = result
+    return result
+
+
+def shown(tensor: torch.Tensor):
+    return images.enlarged(denoise.to_image(tensor))
+
+
+def png_bytes(tensor: torch.Tensor) -> bytes:
+    buffer = io.BytesIO()
+    denoise.to_image(tensor).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+noisy_psnr, noisy_ssim = denoise.score(noisy, reference)
+st.divider()
+
+if compare:
+    runnable = [o for o in options if unavailable(o) is None]
+    results = [run(option) for option in runnable]
+    columns = st.columns(len(results) + 1)
+    columns[0].image(shown(noisy), caption="Noisy input" if reference is None else
+                     f"Noisy: {spec.label()} · {noisy_psnr:.2f} dB · SSIM {noisy_ssim:.3f}", width="stretch")
+    for column, result in zip(columns[1:], results, strict=True):
+        metric = "" if result.psnr is None else f" · {result.psnr:.2f} dB · SSIM {result.ssim:.3f}"
+        column.image(shown(result.image), caption=f"{result.title}{metric} · {result.seconds * 1000:.0f} ms",
+                     width="stretch")
+    table = pd.DataFrame([{
+        "denoiser": r.title, "PSNR (dB)": r.psnr, "gain (dB)": None if r.psnr is None else r.psnr - noisy_psnr,
+        "SSIM": r.ssim, "time (ms)": r.seconds * 1000,
+    } for r in results])
+    st.dataframe(table, hide_index=True, column_config={
+        "PSNR (dB)": st.column_config.NumberColumn(format="%.2f"),
+        "gain (dB)": st.column_config.NumberColumn(format="%+.2f"),
+        "SSIM": st.column_config.NumberColumn(format="%.3f"),
+        "time (ms)": st.column_config.NumberColumn(format="%.0f"),
+    })
+    skipped = [f"{option_label(o)}: {unavailable(o)}" for o in options if unavailable(o)]
+    if skipped:
+        st.caption("Not run: " + " ".join(skipped))
+    st.stop()
+
+reason = unavailable(method)
+if reason:
+    st.warning(reason + " Choose another denoiser or Gaussian noise.", icon=":material/block:")
+    st.stop()
+result = run(method)
+
+if reference is None:
+    left, right = st.columns(2)
+    left.image(shown(noisy), caption="Your photo, as uploaded", width="stretch")
+    right.image(shown(result.image), caption=f"Denoised by {result.title} (no clean reference: no metrics)",
+                width="stretch")
+else:
+    columns = st.columns(3)
+    columns[0].image(shown(clean), caption=f"Clean: {chosen.caption}", width="stretch")
+    columns[1].image(shown(noisy), caption=f"Noisy: {spec.label()}", width="stretch")
+    columns[2].image(shown(result.image), caption=f"Denoised: {result.title}", width="stretch")
+    numbers = st.columns(5)
+    numbers[0].metric("Noisy PSNR", f"{noisy_psnr:.2f} dB")
+    numbers[1].metric("Noisy SSIM", f"{noisy_ssim:.3f}")
+    numbers[2].metric("Denoised PSNR", f"{result.psnr:.2f} dB", delta=f"{result.psnr - noisy_psnr:+.2f} dB")
+    numbers[3].metric("Denoised SSIM", f"{result.ssim:.3f}", delta=f"{result.ssim - noisy_ssim:+.3f}")
+    numbers[4].metric("Time", f"{result.seconds * 1000:.0f} ms")
+
+split = st.slider("Before / after: drag to compare the noisy input (left) with the result (right)", 0, 100, 50,
+                  key="denoise-split", format="%d%%")
+st.image(denoise.split_view(shown(noisy), shown(result.image), split / 100), width=min(512, 4 * clean.shape[2]))
+stem = Path(chosen.caption).stem.replace(" ", "_").replace("#", "").replace(":", "")[:40] or "image"
+st.download_button("Download the denoised image (PNG)", png_bytes(result.image), file_name=f"{stem}-denoised.png",
+                   mime="image/png", icon=":material/download:", key="denoise-download")
+
+with st.expander("How this model works"):
+    if method in by_path:
+        model, meta = model_of(by_path[method])
+        arch = models.get_architecture(meta["architecture"])
+        st.markdown(f"**{arch.title}**. {arch.summary}")
+        channels = meta["arch_args"].get("in_channels", 3)
+        st.dataframe(pd.DataFrame(layer_table(model, torch.zeros(1, channels, 32, 32))), hide_index=True,
+                     height=300)
+        st.caption(f"{meta['num_params']:,} parameters. Trained with: `{meta['recipe'].get('command', 'unknown')}`")
+    else:
+        baseline = denoise.BASELINES[method]
+        st.markdown(f"**{baseline.title}**. {baseline.summary} No training: it is a fixed algorithm.")

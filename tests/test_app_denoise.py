@@ -1,0 +1,99 @@
+"""The Denoise page, through Streamlit's AppTest: sliders, baselines, compare mode, uploads, download."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from core.images import sample_photo
+from tests.factories import open_page, tiny_denoiser
+
+APP = str(Path(__file__).resolve().parent.parent / "app.py")
+
+
+@pytest.fixture(scope="module")
+def home_with_denoiser(tmp_path_factory: pytest.TempPathFactory, data_root: Path) -> Path:
+    home = tmp_path_factory.mktemp("denoise-home")
+    tiny_denoiser(home / "checkpoints", "tiny-unet")
+    return home
+
+
+@pytest.fixture
+def app(home_with_denoiser: Path, monkeypatch: pytest.MonkeyPatch) -> AppTest:
+    return open_page(home_with_denoiser, "pages/denoise.py", monkeypatch)
+
+
+def metric(app: AppTest, label: str) -> float:
+    return float(next(m for m in app.metric if m.label == label).value.split()[0])
+
+
+def widget(items, label: str):
+    return next(w for w in items if w.label.startswith(label))
+
+
+def test_noise_strength_slider_changes_the_noisy_psnr(app: AppTest) -> None:
+    assert "tiny-unet" in str(widget(app.selectbox, "Denoiser").value)
+    weak = metric(app, "Noisy PSNR")
+    assert 20 < weak < 30  # sigma 25 on a CIFAR-10 image
+    assert metric(app, "Denoised PSNR") > 0
+    widget(app.slider, "Strength").set_value(50.0).run()
+    assert not app.exception
+    assert metric(app, "Noisy PSNR") < weak - 3
+    widget(app.number_input, "Noise seed").set_value(7).run()
+    assert metric(app, "Noisy PSNR") != pytest.approx(weak)
+
+
+def test_median_on_salt_and_pepper_gains_and_bm3d_is_refused_there(app: AppTest) -> None:
+    widget(app.selectbox, "Noise").set_value("salt_pepper").run()
+    widget(app.selectbox, "Denoiser").set_value("median").run()
+    assert not app.exception
+    assert metric(app, "Denoised PSNR") > metric(app, "Noisy PSNR") + 3
+    widget(app.selectbox, "Denoiser").set_value("bm3d").run()
+    assert any("BM3D is a Gaussian denoiser" in w.value for w in app.warning)
+
+
+def test_compare_mode_runs_every_denoiser_with_metrics_and_time(app: AppTest) -> None:
+    widget(app.toggle, "Compare every denoiser").set_value(True).run()
+    assert not app.exception
+    table = app.dataframe[0].value
+    assert list(table["denoiser"]) == ["tiny-unet", "Median filter 3x3", "BM3D"]
+    assert table["PSNR (dB)"].notna().all() and (table["time (ms)"] > 0).all()
+    bm3d = table.set_index("denoiser").loc["BM3D"]
+    assert bm3d["gain (dB)"] > 3  # BM3D on sigma 25 is a strong baseline
+
+
+def test_already_noisy_upload_is_denoised_without_metrics(app: AppTest) -> None:
+    app.segmented_control[0].set_value("Upload").run()
+    buffer = io.BytesIO()
+    sample_photo("Coffee").resize((96, 64)).save(buffer, format="PNG")
+    app.get("file_uploader")[0].set_value(("coffee.png", buffer.getvalue(), "image/png")).run()
+    assert not app.exception
+    assert metric(app, "Noisy PSNR") > 0  # a clean upload gets noise added and measured
+    widget(app.checkbox, "My photo is already noisy").check().run()
+    assert not app.exception
+    assert not any(m.label == "Denoised PSNR" for m in app.metric)
+    captions = " ".join(image.caption for element in app.get("image") for image in element.proto.imgs)
+    assert "no clean reference" in captions
+
+
+def test_a_bad_upload_gets_a_message(app: AppTest) -> None:
+    app.segmented_control[0].set_value("Upload").run()
+    app.get("file_uploader")[0].set_value(("noise.png", b"not an image at all", "image/png")).run()
+    assert not app.exception
+    assert any("noise.png" in e.value for e in app.error)
+
+
+def test_the_result_can_be_downloaded_as_png(app: AppTest) -> None:
+    buttons = app.get("download_button")
+    assert len(buttons) == 1
+    assert "Download the denoised image" in buttons[0].proto.label
+
+
+def test_expander_explains_the_model_with_a_layer_table(app: AppTest) -> None:
+    assert any("U-Net" in m.value and "skip connections" in m.value for m in app.markdown)
+    layers = app.dataframe[0].value
+    assert {"layer", "output shape", "parameters"} <= set(layers.columns)
+
