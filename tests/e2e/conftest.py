@@ -71,12 +71,13 @@ def _healthy(url: str) -> bool:
 
 @pytest.fixture(scope="session")
 def app_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """One Streamlit server for the whole session, with two tiny classifiers installed."""
-    from tests.factories import tiny_classifier
+    """One Streamlit server for the whole session, with two tiny classifiers and a tiny denoiser installed."""
+    from tests.factories import tiny_classifier, tiny_denoiser
 
     home = tmp_path_factory.mktemp("e2e-home")
     tiny_classifier(home / "checkpoints", "tiny-a", width=8)
     tiny_classifier(home / "checkpoints", "tiny-b", width=12)
+    tiny_denoiser(home / "checkpoints", "tiny-unet")
     with streamlit_server(home) as url:
         yield url
 
@@ -114,10 +115,10 @@ def open_page(page, app_url: str, path: str = "") -> None:
 
 
 def wait_until_idle(page) -> None:
-    # The status widget shows "Running..." while the script runs.
+    # While the script runs, the status widget shows "Running..." or, in a wide header, a Stop button.
     page.wait_for_function(
-        "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')"
-        " || !document.querySelector('[data-testid=\"stStatusWidget\"]').innerText.includes('Running')"
+        "() => { const w = document.querySelector('[data-testid=\"stStatusWidget\"]');"
+        " return !w || !(w.innerText.includes('Running') || w.innerText.includes('Stop')); }"
     )
     page.wait_for_timeout(300)
 
