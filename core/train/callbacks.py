@@ -29,8 +29,10 @@ class ProgressBar(Callback):
 
     def on_epoch_end(self, trainer: Trainer, record: EpochRecord) -> None:
         if self.bar is not None:
-            shown = ", ".join(f"val {k} {v:.4f}" for k, v in record.val_metrics.items())
-            self.bar.write(f"epoch {record.epoch}: train loss {record.train_loss:.4f}, {shown} "
+            parts = [f"train loss {record.train_loss:.4f}"]
+            parts += [f"train {k} {v:.4f}" for k, v in record.train_metrics.items()]
+            parts += [f"val {k} {v:.4f}" for k, v in record.val_metrics.items()]
+            self.bar.write(f"epoch {record.epoch}: {', '.join(parts)} "
                            f"({record.seconds:.0f} s, {record.images_per_second:.0f} img/s)")
 
     def on_finish(self, trainer: Trainer, result: RunResult) -> None:
