@@ -97,3 +97,15 @@ def test_staged_cnn_variants(variant: str) -> None:
     assert model(torch.rand(2, 3, 32, 32)).shape == (2, 10)
     has_norm = any(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules())
     assert has_norm == (variant == "advanced")
+
+
+def test_intermediate_blocks_start_as_an_even_blend_with_bounded_logits() -> None:
+    torch.manual_seed(0)
+    model = models.build("intermediate_block_net", width=8, paths=3, blocks=6)
+    images = torch.rand(16, 3, 32, 32)
+    block = model.blocks[0]
+    assert torch.allclose(block.mixing_weights(images), torch.full((16, 3), 1 / 3))
+    # Random mixing weights compound block after block (logits near 2e4 at width 24); an even blend does not.
+    assert float(model(images).abs().max()) < 20
+    assert sum(p.numel() for p in models.build("intermediate_block_net").parameters()) == pytest.approx(725_000,
+                                                                                                    rel=0.01)

@@ -34,6 +34,11 @@ class IntermediateBlock(nn.Module):
         self.convs = nn.Conv2d(in_channels, paths * out_channels, 3, padding=1, bias=False)
         self.norm = nn.BatchNorm2d(paths * out_channels)
         self.mixer = nn.Linear(in_channels, paths)
+        # Start as an even blend, a = 1/L for every image. With random mixing weights the
+        # output's scale is the input's times |a|, compounding block after block: six blocks
+        # gave logits near 2e4 at initialisation and a NaN loss by the third step.
+        nn.init.zeros_(self.mixer.weight)
+        nn.init.constant_(self.mixer.bias, 1.0 / paths)
 
     def mixing_weights(self, x: torch.Tensor) -> torch.Tensor:
         """a = FC(m): one weight per path and image, from the input's channel means."""
