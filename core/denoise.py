@@ -20,12 +20,13 @@ from scipy import ndimage
 from torch import nn
 
 from core import metrics
-from core.images import is_grayscale, to_pil, to_tensor
+from core.images import is_grayscale, to_tensor
 from core.noise import NoiseSpec, add_noise
 
 TILE = 256  # pixels per tile side
 OVERLAP = 32  # pixels shared by neighbouring tiles, blended
-MAX_PIXELS = 4_000_000  # larger uploads are refused: a CPU takes minutes per megapixel with BM3D
+MAX_PIXELS = 4_000_000  # larger images are scaled down first, so a CPU answers in seconds
+BM3D_MAX_PIXELS = 256 * 256  # BM3D takes about a second per 32x32 image and grows with the area
 
 Progress = Callable[[float], None]
 
@@ -46,6 +47,20 @@ BASELINES = {
                      "the image and shrinks their joint transform. The strongest classical Gaussian denoiser; "
                      "it needs the noise level and takes about a second per 32x32 colour image."),
 }
+
+
+def unavailable_reason(method: str, spec: NoiseSpec, pixels: int, has_reference: bool = True) -> str | None:
+    """Why ``method`` cannot run on an image of ``pixels`` with ``spec``'s noise, or None if it can.
+
+    ``has_reference`` False means the image came noisy, so its noise level is unknown.
+    """
+    if method != "bm3d":
+        return None
+    if not has_reference or spec.kind != "gaussian":
+        return "BM3D is a Gaussian denoiser: it needs a known Gaussian noise level."
+    if pixels > BM3D_MAX_PIXELS:
+        return f"BM3D runs on images up to {BM3D_MAX_PIXELS:,} pixels here (this one has {pixels:,})."
+    return None
 
 
 def median_filter(images: torch.Tensor, size: int = 3) -> torch.Tensor:
@@ -212,7 +227,3 @@ def make_noisy(clean: torch.Tensor, spec: NoiseSpec, seed: int) -> torch.Tensor:
     """``clean`` (C x H x W) with ``spec``'s noise drawn from ``seed``: the same seed, the same noise."""
     return add_noise(clean[None], spec, torch.Generator().manual_seed(seed))[0]
 
-
-def to_image(tensor: torch.Tensor) -> Image.Image:
-    """A C x H x W tensor in [0, 1] as a PIL image (grey for one channel)."""
-    return to_pil(tensor)

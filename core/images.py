@@ -118,6 +118,13 @@ def to_pil(tensor: torch.Tensor) -> Image.Image:
     return Image.fromarray(array[..., 0] if array.shape[2] == 1 else array)
 
 
+def png_bytes(image: Image.Image) -> bytes:
+    """``image`` encoded as PNG, for downloads."""
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
 def enlarged(image: Image.Image, side: int = 256) -> Image.Image:
     """A small image scaled up by a whole factor with nearest-neighbour, so its real pixels show."""
     factor = side // max(image.size)

@@ -1,7 +1,6 @@
 """Denoise: add noise to an image, take it out with a model or a classical baseline, and measure."""
 
 import hashlib
-import io
 from pathlib import Path
 
 import pandas as pd
@@ -19,7 +18,6 @@ DATASETS = ("cifar10", "mnist", "fashion_mnist")
 STEPS = {"gaussian": 1.0, "salt_pepper": 0.01, "poisson": 1.0, "speckle": 0.01}
 NOISE_NAMES = {"gaussian": "Gaussian", "salt_pepper": "Salt and pepper", "poisson": "Poisson (shot noise)",
                "speckle": "Speckle (multiplicative)"}
-BM3D_MAX_PIXELS = 256 * 256  # BM3D takes about a second per 32x32 image and grows with the area
 MEMO_SIZE = 16
 
 st.title("Denoise")
@@ -74,14 +72,7 @@ pixels = clean.shape[1] * clean.shape[2]
 
 
 def unavailable(option: str) -> str | None:
-    """Why ``option`` cannot run on this image, or None."""
-    if option != "bm3d":
-        return None
-    if already_noisy or spec.kind != "gaussian":
-        return "BM3D is a Gaussian denoiser: it needs a known Gaussian noise level."
-    if pixels > BM3D_MAX_PIXELS:
-        return f"BM3D runs on images up to {BM3D_MAX_PIXELS:,} pixels here (this one has {pixels:,})."
-    return None
+    return denoise.unavailable_reason(option, spec, pixels, has_reference=reference is not None)
 
 
 def run(option: str) -> denoise.Denoised:
@@ -110,13 +101,7 @@ def run(option: str) -> denoise.Denoised:
 
 
 def shown(tensor: torch.Tensor):
-    return images.enlarged(denoise.to_image(tensor))
-
-
-def png_bytes(tensor: torch.Tensor) -> bytes:
-    buffer = io.BytesIO()
-    denoise.to_image(tensor).save(buffer, format="PNG")
-    return buffer.getvalue()
+    return images.enlarged(images.to_pil(tensor))
 
 
 noisy_psnr, noisy_ssim = denoise.score(noisy, reference)
@@ -174,7 +159,8 @@ split = st.slider("Before / after: drag to compare the noisy input (left) with t
                   key="denoise-split", format="%d%%")
 st.image(denoise.split_view(shown(noisy), shown(result.image), split / 100), width=min(512, 4 * clean.shape[2]))
 stem = Path(chosen.caption).stem.replace(" ", "_").replace("#", "").replace(":", "")[:40] or "image"
-st.download_button("Download the denoised image (PNG)", png_bytes(result.image), file_name=f"{stem}-denoised.png",
+st.download_button("Download the denoised image (PNG)", images.png_bytes(images.to_pil(result.image)),
+                   file_name=f"{stem}-denoised.png",
                    mime="image/png", icon=":material/download:", key="denoise-download")
 
 with st.expander("How this model works"):

@@ -93,3 +93,12 @@ def test_split_view_puts_before_left_and_after_right() -> None:
     assert view.getpixel((10, 5)) == (0, 0, 0) and view.getpixel((80, 5)) == (200, 0, 0)
     assert view.getpixel((30, 5)) == (255, 255, 255)  # the divider
     assert denoise.split_view(before, after, 1.0).getpixel((99, 5)) == (0, 0, 0)
+
+
+def test_bm3d_is_offered_only_where_it_can_run() -> None:
+    gaussian, impulse = noise.NoiseSpec("gaussian", 25), noise.NoiseSpec("salt_pepper", 0.07)
+    assert denoise.unavailable_reason("bm3d", gaussian, 32 * 32) is None
+    assert "Gaussian" in denoise.unavailable_reason("bm3d", impulse, 32 * 32)
+    assert "Gaussian" in denoise.unavailable_reason("bm3d", gaussian, 32 * 32, has_reference=False)
+    assert "up to" in denoise.unavailable_reason("bm3d", gaussian, denoise.BM3D_MAX_PIXELS + 1)
+    assert denoise.unavailable_reason("median", impulse, 10**7, has_reference=False) is None

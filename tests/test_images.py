@@ -111,3 +111,12 @@ def test_tensor_round_trip() -> None:
     tensor = to_tensor(image)
     assert tensor.shape == (1, 3, 8, 12) and tensor.min() >= 0 and tensor.max() <= 1
     assert np.array_equal(np.asarray(to_pil(tensor)), np.asarray(image))
+
+
+def test_png_bytes_round_trip() -> None:
+    from core.images import png_bytes
+
+    image = Image.new("RGB", (5, 3), (10, 20, 30))
+    data = png_bytes(image)
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    assert Image.open(io.BytesIO(data)).getpixel((4, 2)) == (10, 20, 30)
