@@ -109,13 +109,16 @@ def test_fastnet_whitening_decorrelates_patches() -> None:
 def test_intermediate_block_mixes_paths_with_weights_from_channel_means() -> None:
     model = models.build("intermediate_block_net", width=8, paths=3, blocks=2).eval()
     block = model.blocks[0]
-    x = torch.rand(2, 3, 32, 32)
+    torch.nn.init.normal_(block.mixer.weight)  # image-dependent weights, not the initial even blend
+    raw = torch.rand(2, 3, 32, 32)
+    x = block.norm(raw)
     weights = block.mixing_weights(x)
     assert weights.shape == (2, 3)
     assert torch.allclose(weights, block.mixer(x.mean(dim=(2, 3))))
-    paths = torch.relu(block.norm(block.convs(x))).view(2, 3, 8, 32, 32)
+    assert not torch.allclose(weights[0], weights[1])
+    paths = block.path_outputs(x).view(2, 3, 8, 16, 16)  # the first block pools
     expected = sum(weights[:, i, None, None, None] * paths[:, i] for i in range(3))
-    assert torch.allclose(block(x), expected, atol=1e-5)
+    assert torch.allclose(block(raw), expected, atol=1e-5)
 
 
 def test_sample_photos_are_not_cifar_sized() -> None:

@@ -42,3 +42,15 @@ def channel_stats(in_channels: int, mean: Sequence[float] | None, std: Sequence[
     if len(mean) != in_channels or len(std) != in_channels:
         raise ValueError(f"mean and std need {in_channels} values, one per input channel")
     return tuple(float(m) for m in mean), tuple(float(s) for s in std)
+
+
+def shift_only_batch_norm(channels: int) -> nn.BatchNorm2d:
+    """Batch norm whose scale stays 1 (airbench): only the shift learns.
+
+    The next layer is a convolution, which can absorb any scale, so only the shift
+    needs learning, and it learns fast at the large rate ``TrainConfig.norm_lr_scale``
+    gives it; a learned scale at that rate would be unstable.
+    """
+    norm = nn.BatchNorm2d(channels, momentum=0.4, eps=1e-12)
+    norm.weight.requires_grad_(False)
+    return norm

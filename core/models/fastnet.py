@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from core.models._blocks import Normalize, channel_stats
+from core.models._blocks import Normalize, channel_stats, shift_only_batch_norm
 from core.models._registry import Option, register_model
 
 
@@ -33,21 +33,13 @@ def _conv(in_channels: int, out_channels: int) -> nn.Conv2d:
     return conv
 
 
-def _norm(channels: int) -> nn.BatchNorm2d:
-    # The scale stays 1: with a scale-invariant next layer only the shift needs learning, and it
-    # learns fast at the large rate TrainConfig.norm_lr_scale gives it.
-    norm = nn.BatchNorm2d(channels, momentum=0.4, eps=1e-12)
-    norm.weight.requires_grad_(False)
-    return norm
-
-
 class ConvGroup(nn.Module):
     def __init__(self, in_channels: int, out_channels: int) -> None:
         super().__init__()
         self.conv1 = _conv(in_channels, out_channels)
-        self.norm1 = _norm(out_channels)
+        self.norm1 = shift_only_batch_norm(out_channels)
         self.conv2 = _conv(out_channels, out_channels)
-        self.norm2 = _norm(out_channels)
+        self.norm2 = shift_only_batch_norm(out_channels)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = F.max_pool2d(self.conv1(x), 2)
