@@ -21,6 +21,11 @@ RANGES = {  # kind: (minimum, maximum, default), for validation and the UI's sli
 }
 
 
+# Training a blind denoiser: every image draws one of these kinds, then a level uniformly from its range.
+BLIND = "blind"
+BLIND_RANGES = {"gaussian": (0.0, 50.0), "salt_pepper": (0.0, 0.15)}
+
+
 @dataclass(frozen=True)
 class NoiseSpec:
     """One kind of noise and its strength."""
@@ -70,3 +75,18 @@ def add_noise(images: torch.Tensor, spec: NoiseSpec, generator: torch.Generator 
         salt = torch.rand(pixel_shape, generator=generator).to(device) < 0.5
         noisy = torch.where(hit, salt.to(images.dtype).expand_as(images), images)
     return noisy.clamp(0.0, 1.0)
+
+
+def add_blind_noise(images: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Noisy copies for training a blind denoiser: each image gets a kind and a level from ``BLIND_RANGES``."""
+    count = images.shape[0]
+    kinds = list(BLIND_RANGES)
+    choice = torch.randint(len(kinds), (count,), generator=generator)
+    noisy = images
+    for index, kind in enumerate(kinds):
+        low, high = BLIND_RANGES[kind]
+        levels = low + (high - low) * torch.rand(count, generator=generator)
+        candidate = add_noise(images, NoiseSpec(kind, high), generator, levels)
+        picked = (choice == index).to(images.device).view(-1, *([1] * (images.ndim - 1)))
+        noisy = torch.where(picked, candidate, noisy)
+    return noisy

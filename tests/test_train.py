@@ -122,6 +122,21 @@ def test_lookahead_pulls_weights_to_the_slow_copy() -> None:
     assert model.weight.item() == 4.0
 
 
+def test_whitening_bias_trains_only_for_its_epochs(tmp_path: Path) -> None:
+    config = tiny(tmp_path, arch="fastnet", arch_args={"width": 8}, epochs=3, val_size=0, whiten_bias_epochs=1)
+    biases = []
+
+    class Watch(Callback):
+        def on_epoch_end(self, trainer, record) -> None:
+            biases.append(trainer.model.whiten.bias.detach().clone())
+
+    trainer = Trainer(config, [Watch()])
+    assert trainer.fit().status == "finished"
+    assert not torch.equal(biases[0], torch.zeros_like(biases[0]))  # it learned in epoch 1 ...
+    assert torch.equal(biases[1], biases[0]) and torch.equal(biases[2], biases[0])  # ... and then stayed put
+    assert not trainer.model.whiten.bias.requires_grad
+
+
 @pytest.mark.parametrize(
     ("change", "message"),
     [
@@ -139,6 +154,7 @@ def test_lookahead_pulls_weights_to_the_slow_copy() -> None:
         ({"optimizer": "lbfgs"}, "Unknown optimizer"),
         ({"schedule": "exp"}, "Unknown schedule"),
         ({"norm_lr_scale": 0}, "norm_lr_scale must be between"),
+        ({"whiten_bias_epochs": -1}, "whiten_bias_epochs must be between"),
         ({"arch_args": {"depth": 3}}, "has no option 'depth'"),
         ({"arch_args": {"width": 1e6}}, "width must be between"),
         ({"name": "../escape"}, "cannot be used as a file name"),
@@ -156,6 +172,9 @@ def test_noise_settings_are_validated() -> None:
         TrainConfig(task="denoising", arch="conv_dae", noise_level=500.0).validate()
     with pytest.raises(ConfigError, match="Unknown noise"):
         TrainConfig(task="denoising", arch="conv_dae", noise="pink").validate()
+    blind = TrainConfig(task="denoising", arch="conv_dae", noise="blind").validate()
+    noisy, clean = Denoising(blind).prepare(torch.full((64, 1, 8, 8), 0.5), None, torch.Generator().manual_seed(0))
+    assert not torch.equal(noisy, clean) and torch.equal(clean, torch.full((64, 1, 8, 8), 0.5))
 
 
 def test_unknown_settings_are_refused() -> None:

@@ -49,11 +49,12 @@ class TrainConfig:
     label_smoothing: float = 0.0  # classification only
     norm_lr_scale: float = 1.0  # learning-rate multiplier for normalisation layers' parameters (airbench: 64)
     lookahead: bool = False  # pull the weights towards a slow moving average every 5 steps (airbench)
+    whiten_bias_epochs: int | None = None  # fast net: train the whitening bias this many epochs, then freeze it
     augment: bool = True  # random 2-pixel translation and horizontal flips
     alternate_flips: bool = False  # flip each image in every other epoch instead of at random
     tta: bool = False  # classification: also report test metrics with flip-and-shift test-time augmentation
     loss: str = "mse"  # denoising / colorization
-    noise: str = "gaussian"  # denoising: the noise kind
+    noise: str = "gaussian"  # denoising: the noise kind, or "blind" (a mix of kinds and levels, core.noise)
     noise_level: float = 25.0  # denoising: the strength (see core.noise)
     noise_max_level: float | None = None  # denoising: draw each image's level up to this (blind denoisers)
     seed: int = 0
@@ -129,6 +130,7 @@ class TrainConfig:
         number("label_smoothing", 0, 0.5)
         number("norm_lr_scale", 0.01, 1000)
         number("seed", 0, 2**31 - 1, integer=True)
+        number("whiten_bias_epochs", 0, 1000, integer=True, optional=True)
         number("max_minutes", 0.01, 10_000, optional=True)
         if self.optimizer not in OPTIMIZERS:
             problems.append(f"Unknown optimizer {self.optimizer!r}; choose one of {', '.join(OPTIMIZERS)}.")
@@ -136,7 +138,7 @@ class TrainConfig:
             problems.append(f"Unknown schedule {self.schedule!r}; choose one of {', '.join(SCHEDULES)}.")
         if self.loss not in LOSSES:
             problems.append(f"Unknown loss {self.loss!r}; choose one of {', '.join(LOSSES)}.")
-        if self.task == "denoising":
+        if self.task == "denoising" and self.noise != noise.BLIND:
             try:
                 noise.NoiseSpec(self.noise, self.noise_level)
                 if self.noise_max_level is not None:
@@ -160,8 +162,10 @@ AIRBENCH = dict(optimizer="sgd", momentum=0.85, weight_decay=0.0153 / 11.5, norm
 PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     # task: preset label -> settings layered over TrainConfig's defaults
     "classification": {
+        # Freezing the whitening bias after the first epoch (airbench trains it for 3 of 10) skips the
+        # largest feature map's backward pass from then on: about 12% faster steps.
         "Quick": dict(AIRBENCH, arch="fastnet", arch_args={"width": 32}, epochs=5, subset=None, val_size=2000,
-                      batch_size=512, lr=1.465e-3 * 512, warmup_epochs=1.15),
+                      batch_size=512, lr=1.465e-3 * 512, warmup_epochs=1.15, whiten_bias_epochs=1),
         "Full": dict(AIRBENCH, arch="fastnet", arch_args={}, epochs=12, subset=None, val_size=0, batch_size=1024,
                      lr=1.465e-3 * 1024, warmup_epochs=2.76),
     },

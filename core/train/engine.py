@@ -316,12 +316,7 @@ class Trainer:
         if config.resume:
             self._restore_training_state(resume_path(self.checkpoint_path))
         self.lookahead = Lookahead(self.model) if config.lookahead else None
-        self.forward_model: nn.Module = self.model
-        if config.compile:
-            self.forward_model = torch.compile(self.forward_model)
-        if self.world_size > 1:
-            self.forward_model = nn.parallel.DistributedDataParallel(
-                self.forward_model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
+        self.forward_model = self._wrap_model()
         self.steps_per_epoch = len(self.loader)
         self.total_steps = config.epochs * self.steps_per_epoch
         warmup = int(config.warmup_epochs * self.steps_per_epoch) if config.schedule in ("onecycle", "cosine") else 0
@@ -338,6 +333,8 @@ class Trainer:
         for epoch in range(self.start_epoch, config.epochs):
             self.epoch = epoch
             self.loader.set_epoch(epoch)
+            if config.whiten_bias_epochs is not None and epoch >= config.whiten_bias_epochs:
+                self._freeze_whitening()
             noise_generator = torch.Generator().manual_seed(config.seed * 7919 + epoch * 104_729 + self.rank)
             self.forward_model.train()
             epoch_start = time.monotonic()
@@ -391,6 +388,26 @@ class Trainer:
             self._save({})
             self._emit("on_epoch_end", record)
         return "finished", "Finished."
+
+    def _freeze_whitening(self) -> None:
+        """Stop training the fast net's whitening bias: its frozen input then needs no backward pass."""
+        bias = getattr(getattr(self.model, "whiten", None), "bias", None)
+        if bias is None or not bias.requires_grad:
+            return
+        bias.requires_grad_(False)
+        bias.grad = None
+        if self.world_size > 1:  # DDP fixes its set of gradients when built: build it again without this one
+            self.forward_model = self._wrap_model()
+
+    def _wrap_model(self) -> nn.Module:
+        """The model as the training step calls it: compiled and/or data-parallel as configured."""
+        wrapped: nn.Module = self.model
+        if self.config.compile:
+            wrapped = torch.compile(wrapped)
+        if self.world_size > 1:
+            wrapped = nn.parallel.DistributedDataParallel(
+                wrapped, device_ids=[self.device.index] if self.device.type == "cuda" else None)
+        return wrapped
 
     def _all_reduce(self, loss_sum: float, sums: dict[str, float], count: int) -> tuple[float, dict[str, float], int]:
         if self.world_size == 1:

@@ -1,0 +1,85 @@
+"""core.noise: each noise model's statistics, seeding and clipping, and the blind-training mix."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from core import noise
+
+GREY = torch.full((8, 3, 32, 32), 0.5)  # mid-grey: no clipping for moderate noise, so statistics are exact
+
+
+def seeded(seed: int = 0) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
+
+
+def test_gaussian_sigma_is_on_the_0_255_scale() -> None:
+    noisy = noise.add_noise(GREY, noise.NoiseSpec("gaussian", 25.0), seeded())
+    residual = noisy - GREY
+    assert residual.std().item() == pytest.approx(25 / 255, rel=0.02)
+    assert abs(residual.mean().item()) < 2e-3
+
+
+def test_salt_and_pepper_replaces_that_fraction_of_pixels_with_black_or_white() -> None:
+    noisy = noise.add_noise(GREY, noise.NoiseSpec("salt_pepper", 0.07), seeded())
+    changed = (noisy != GREY).any(dim=1)  # a pixel is hit in all channels together
+    assert changed.float().mean().item() == pytest.approx(0.07, rel=0.05)
+    values = noisy.permute(0, 2, 3, 1)[changed]
+    assert set(values.unique().tolist()) == {0.0, 1.0}
+    assert (values == 1.0).float().mean().item() == pytest.approx(0.5, abs=0.03)
+
+
+def test_poisson_noise_shrinks_as_the_photon_peak_grows() -> None:
+    residuals = [(noise.add_noise(GREY, noise.NoiseSpec("poisson", peak), seeded()) - GREY).std().item()
+                 for peak in (10.0, 100.0)]
+    # Counts at a peak p have standard deviation sqrt(0.5 p), so the image's is sqrt(0.5 / p).
+    assert residuals[0] == pytest.approx((0.5 / 10) ** 0.5, rel=0.05)
+    assert residuals[1] == pytest.approx((0.5 / 100) ** 0.5, rel=0.05)
+
+
+def test_speckle_is_multiplicative() -> None:
+    images = torch.cat([torch.full((4, 3, 32, 32), 0.2), torch.full((4, 3, 32, 32), 0.6)])
+    residual = noise.add_noise(images, noise.NoiseSpec("speckle", 0.3), seeded()) - images
+    assert residual[:4].std().item() == pytest.approx(0.2 * 0.3, rel=0.05)
+    assert residual[4:].std().item() == pytest.approx(0.6 * 0.3, rel=0.05)
+
+
+@pytest.mark.parametrize(("kind", "level"), [("gaussian", 100.0), ("salt_pepper", 0.3), ("poisson", 2.0),
+                                             ("speckle", 1.0)])
+def test_every_kind_is_seeded_and_clipped(kind: str, level: float) -> None:
+    images = torch.rand(4, 3, 16, 16)
+    spec = noise.NoiseSpec(kind, level)
+    first = noise.add_noise(images, spec, seeded(7))
+    assert torch.equal(first, noise.add_noise(images, spec, seeded(7)))
+    assert not torch.equal(first, noise.add_noise(images, spec, seeded(8)))
+    assert first.min() >= 0 and first.max() <= 1
+
+
+def test_per_image_levels() -> None:
+    levels = torch.tensor([0.0, 50.0])
+    noisy = noise.add_noise(GREY[:2], noise.NoiseSpec("gaussian", 50.0), seeded(), levels)
+    assert torch.equal(noisy[0], GREY[0])
+    assert (noisy[1] - GREY[1]).std().item() == pytest.approx(50 / 255, rel=0.03)
+
+
+def test_out_of_range_strengths_are_refused() -> None:
+    with pytest.raises(ValueError, match="between 0 and 0.5"):
+        noise.NoiseSpec("salt_pepper", 0.9)
+    with pytest.raises(ValueError, match="Unknown noise"):
+        noise.NoiseSpec("pink", 1.0)
+
+
+def test_blind_noise_mixes_kinds_and_levels_within_their_ranges() -> None:
+    images = torch.full((400, 1, 16, 16), 0.5)
+    noisy = noise.add_blind_noise(images, seeded(3))
+    assert torch.equal(noisy, noise.add_blind_noise(images, seeded(3)))
+    residual = (noisy - images).flatten(1)
+    impulses = ((noisy == 0) | (noisy == 1)).flatten(1)
+    # Salt-and-pepper images change only at impulses; Gaussian ones almost everywhere.
+    salt_pepper = (residual != 0).sum(1) == impulses.sum(1)
+    assert 0.35 < salt_pepper.float().mean().item() < 0.65
+    gaussian_sigmas = residual[~salt_pepper].std(1) * 255
+    assert gaussian_sigmas.max().item() < 50 * 1.15 and gaussian_sigmas.min().item() < 10
+    amounts = impulses[salt_pepper].float().mean(1)
+    assert amounts.max().item() < noise.BLIND_RANGES["salt_pepper"][1] * 1.3
