@@ -8,7 +8,7 @@ convention) and the PSNR of the mean squared error over all test pixels. BM3D, a
 a second per image, runs on the first ``--bm3d-images`` test images (500 by default);
 its row says how many, and the noisy input is measured on the same subset beside it.
 
-Usage: python bench/denoise.py [--write] [--only NAME] [--bm3d-images 500] [--limit N]
+Usage: python bench/denoise.py [--write] [--only NAME] [--dataset NAME ...] [--bm3d-images 500] [--limit N]
 --write stores each shipped checkpoint's numbers in its sidecar.
 """
 
@@ -114,16 +114,20 @@ def main() -> None:
     parser.add_argument("--only", help="measure only this checkpoint (and the baselines)")
     parser.add_argument("--bm3d-images", type=int, default=500, help="test images BM3D runs on (0: skip BM3D)")
     parser.add_argument("--limit", type=int, help="use only the first N test images (quick checks)")
+    parser.add_argument("--dataset", action="append", choices=sorted({d for d, _ in SETTINGS}),
+                        help="measure only this dataset's settings (repeatable; default: all)")
     args = parser.parse_args()
     devices.configure_threads()
     written: dict[str, dict[str, float]] = {}
     metas = [m for m in checkpoints.list_checkpoints("denoising") if not args.only or m["name"] == args.only]
-    rows = [row for dataset, spec in SETTINGS
+    settings = [(dataset, spec) for dataset, spec in SETTINGS if not args.dataset or dataset in args.dataset]
+    rows = [row for dataset, spec in settings
             for row in bench_setting(dataset, spec, metas, args.bm3d_images, args.limit, written)]
     if args.write and not args.limit:
         for path, measured in written.items():
             if Path(path).parent == paths.SHIPPED_CHECKPOINTS:
-                command = "python bench/denoise.py --write" + (f" --only {args.only}" if args.only else "")
+                command = ("python bench/denoise.py --write" + (f" --only {args.only}" if args.only else "")
+                           + "".join(f" --dataset {d}" for d in args.dataset or ()))
                 checkpoints.update_metadata(path, metrics=measured, measured_by=command)
     print(f"Device: {devices.describe()}; noise seed {NOISE_SEED}; "
           f"{'first ' + str(args.limit) if args.limit else 'all'} test images unless the row says otherwise.\n")

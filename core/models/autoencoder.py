@@ -49,5 +49,5 @@ class ConvDenoisingAutoencoder(nn.Module):
     options=(Option("width", 64, "channels of the first encoder layer", minimum=8, maximum=256),),
 )
 def conv_dae(*, in_channels: int = 1, width: int = 64) -> ConvDenoisingAutoencoder:
-    """The seed project's autoencoder; about 0.26M parameters at width 64 on one channel."""
+    """The seed project's autoencoder; about 0.30M parameters at width 64 on one channel."""
     return ConvDenoisingAutoencoder(in_channels, width)
