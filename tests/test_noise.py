@@ -64,7 +64,7 @@ def test_per_image_levels() -> None:
 
 
 def test_out_of_range_strengths_are_refused() -> None:
-    with pytest.raises(ValueError, match="between 0 and 0.5"):
+    with pytest.raises(ValueError, match=r"between 0 and 0\.5"):
         noise.NoiseSpec("salt_pepper", 0.9)
     with pytest.raises(ValueError, match="Unknown noise"):
         noise.NoiseSpec("pink", 1.0)
