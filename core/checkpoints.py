@@ -253,6 +253,8 @@ _METRIC_FORMATS = {  # sidecar key -> how a person reads it; keys mapped to None
 
 
 def _format_metric(key: str, value: Any) -> str:
+    if key.startswith("ms_per_image_"):  # bench/denoise.py's per-setting timings: too fine for a summary
+        return ""
     if key in _METRIC_FORMATS:
         template = _METRIC_FORMATS[key]
         return template.format(value) if template else ""

@@ -14,6 +14,8 @@ st.markdown(
     "trainer, and every number is measured on the full test set by a script in `bench/`.\n\n"
     "- **Classify**: name the CIFAR-10 class of a test image, a sample photo or your own upload, with "
     "class probabilities, a saliency map and a full test-set view.\n"
+    "- **Denoise**: add noise of a chosen kind and strength, remove it with a trained model or a classical "
+    "baseline (median, BM3D), and compare PSNR and SSIM side by side.\n"
     "- **Train**: train any model (classifiers, denoisers, colorizers) in the browser and watch its "
     "curves live; the result is usable on the other pages at once."
 )
