@@ -106,6 +106,13 @@ def update_metadata(name_or_path: str | Path, **fields: Any) -> dict[str, Any]:
     return meta
 
 
+def record_measurements(measured: dict[str, dict[str, Any]], command: str) -> None:
+    """Store a benchmark's numbers (path -> metrics) in the sidecars of the shipped checkpoints among them."""
+    for path, metrics in measured.items():
+        if Path(path).parent == paths.SHIPPED_CHECKPOINTS:
+            update_metadata(path, metrics=metrics, measured_by=command)
+
+
 def resolve(name_or_path: str | Path) -> Path:
     """The weights file for a checkpoint name (searched in checkpoint_dirs) or a path."""
     candidate = Path(name_or_path)
@@ -167,8 +174,11 @@ def load(name_or_path: str | Path) -> tuple[nn.Module, dict[str, Any]]:
     """
     weights_path = resolve(name_or_path)
     meta = read_meta(weights_path)
+    arch_args = dict(meta["arch_args"])
+    if arch_args.get("pretrained"):
+        arch_args["pretrained"] = False  # the weights come from this file: nothing to download
     try:
-        model = models.build(meta["architecture"], **meta["arch_args"])
+        model = models.build(meta["architecture"], **arch_args)
     except ValueError as error:
         raise CheckpointError(f"{weights_path.with_suffix('.json').name}: {error}") from None
     state = _read_weights(weights_path)
@@ -248,6 +258,13 @@ _METRIC_FORMATS = {  # sidecar key -> how a person reads it; keys mapped to None
     "test_psnr_dataset": "PSNR (set) {:.2f} dB",
     "latency_ms": "{:.1f} ms per image",
     "latency_with_saliency_ms": None,
+    "test_colorfulness_share": "colourfulness {:.0%} of the originals'",
+    "test_ssim": None,
+    "test_ciede2000": None,
+    "test_colorfulness": None,
+    "test_classifier_accuracy": None,
+    "test_accuracy_recovered": None,
+    "ms_per_image": None,
     "throughput_batch256": None,
 }
 

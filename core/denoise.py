@@ -20,7 +20,7 @@ from scipy import ndimage
 from torch import nn
 
 from core import metrics
-from core.images import is_grayscale, to_tensor
+from core.images import is_grayscale, shrink_to, to_tensor
 from core.noise import NoiseSpec, add_noise
 
 TILE = 256  # pixels per tile side
@@ -195,29 +195,12 @@ def denoise_one(method: str, noisy: torch.Tensor, *, model: nn.Module | None = N
     return Denoised(method, title or BASELINES[method].title, output[0], seconds, psnr, ssim)
 
 
-def split_view(before: Image.Image, after: Image.Image, fraction: float) -> Image.Image:
-    """``before`` left of the ``fraction`` mark and ``after`` right of it, with a thin divider."""
-    before, after = before.convert("RGB"), after.convert("RGB").resize(before.size)
-    cut = round(fraction * before.width)
-    combined = after.copy()
-    combined.paste(before.crop((0, 0, cut, before.height)), (0, 0))
-    if 0 < cut < before.width:
-        combined.paste((255, 255, 255), (max(cut - 1, 0), 0, min(cut + 1, before.width), before.height))
-    return combined
-
-
 def prepare(image: Image.Image, max_pixels: int = MAX_PIXELS) -> tuple[torch.Tensor, str | None]:
     """An image as a C x H x W tensor (one channel if it is grey), shrunk under ``max_pixels``.
 
     Returns the tensor and, when it had to be shrunk, a sentence saying so.
     """
-    note = None
-    if image.width * image.height > max_pixels:
-        scale = (max_pixels / (image.width * image.height)) ** 0.5
-        size = (max(int(image.width * scale), 1), max(int(image.height * scale), 1))
-        note = (f"The image was scaled down from {image.width} x {image.height} to {size[0]} x {size[1]} pixels "
-                f"to stay under {max_pixels / 1e6:g} megapixels.")
-        image = image.resize(size, resample=Image.Resampling.LANCZOS)
+    image, note = shrink_to(image, max_pixels)
     grey = is_grayscale(image)
     tensor = to_tensor(image.convert("L") if grey else image.convert("RGB"))[0]
     return tensor, note

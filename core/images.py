@@ -133,6 +133,28 @@ def enlarged(image: Image.Image, side: int = 256) -> Image.Image:
     return image.resize((image.width * factor, image.height * factor), resample=Image.Resampling.NEAREST)
 
 
+def split_view(before: Image.Image, after: Image.Image, fraction: float) -> Image.Image:
+    """``before`` left of the ``fraction`` mark and ``after`` right of it, with a thin divider."""
+    before, after = before.convert("RGB"), after.convert("RGB").resize(before.size)
+    cut = round(fraction * before.width)
+    combined = after.copy()
+    combined.paste(before.crop((0, 0, cut, before.height)), (0, 0))
+    if 0 < cut < before.width:
+        combined.paste((255, 255, 255), (max(cut - 1, 0), 0, min(cut + 1, before.width), before.height))
+    return combined
+
+
+def shrink_to(image: Image.Image, max_pixels: int) -> tuple[Image.Image, str | None]:
+    """``image`` scaled down (Lanczos) to at most ``max_pixels``, and a sentence saying so if it was."""
+    if image.width * image.height <= max_pixels:
+        return image, None
+    scale = (max_pixels / (image.width * image.height)) ** 0.5
+    size = (max(int(image.width * scale), 1), max(int(image.height * scale), 1))
+    note = (f"The image was scaled down from {image.width} x {image.height} to {size[0]} x {size[1]} pixels "
+            f"to stay under {max_pixels / 1e6:g} megapixels.")
+    return image.resize(size, resample=Image.Resampling.LANCZOS), note
+
+
 SAMPLE_PHOTOS = {  # public-domain photos shipped with scikit-image, none of them from CIFAR-10
     "Chelsea the cat": "chelsea",
     "Astronaut": "astronaut",

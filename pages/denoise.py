@@ -157,7 +157,7 @@ else:
 
 split = st.slider("Before / after: drag to compare the noisy input (left) with the result (right)", 0, 100, 50,
                   key="denoise-split", format="%d%%")
-st.image(denoise.split_view(shown(noisy), shown(result.image), split / 100), width=min(512, 4 * clean.shape[2]))
+st.image(images.split_view(shown(noisy), shown(result.image), split / 100), width=min(512, 4 * clean.shape[2]))
 stem = Path(chosen.caption).stem.replace(" ", "_").replace("#", "").replace(":", "")[:40] or "image"
 st.download_button("Download the denoised image (PNG)", images.png_bytes(images.to_pil(result.image)),
                    file_name=f"{stem}-denoised.png",

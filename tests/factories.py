@@ -30,6 +30,18 @@ def tiny_denoiser(folder: Path, name: str, arch: str = "unet_denoiser", width: i
     return Path(result.checkpoint)
 
 
+def tiny_colorizer(folder: Path, name: str, binned: bool = False) -> Path:
+    """A width-8 U-Net colorizer trained for one epoch on 256 CIFAR-10 images."""
+    config = TrainConfig(task="colorization", arch="unet_colorizer",
+                         arch_args={"width": 8, "depth": 2, "binned": binned}, dataset="cifar10", epochs=1,
+                         batch_size=64, subset=256, val_size=64, optimizer="adam", lr=2e-3, schedule="constant",
+                         loss="chroma_ce" if binned else "mse", seed=1, out=str(folder), name=name)
+    result = Trainer(config).fit()
+    assert result.status == "finished", result.message
+    checkpoints.load(result.checkpoint)
+    return Path(result.checkpoint)
+
+
 def open_page(home: Path, page: str, monkeypatch, timeout: float = 180):
     """An AppTest of ``page`` (e.g. "pages/denoise.py") with ``home`` as the app's home and no shipped
     checkpoints, so only the checkpoints the test made are listed; fails on any exception."""

@@ -6,7 +6,7 @@ import pytest
 import torch
 from PIL import Image
 
-from core import denoise, metrics, models, noise
+from core import denoise, images, metrics, models, noise
 
 
 def smooth_image(height: int = 32, width: int = 32, channels: int = 3) -> torch.Tensor:
@@ -89,10 +89,10 @@ def test_prepare_keeps_grey_images_grey_and_shrinks_huge_ones() -> None:
 
 def test_split_view_puts_before_left_and_after_right() -> None:
     before, after = Image.new("RGB", (100, 10), (0, 0, 0)), Image.new("RGB", (100, 10), (200, 0, 0))
-    view = denoise.split_view(before, after, 0.3)
+    view = images.split_view(before, after, 0.3)
     assert view.getpixel((10, 5)) == (0, 0, 0) and view.getpixel((80, 5)) == (200, 0, 0)
     assert view.getpixel((30, 5)) == (255, 255, 255)  # the divider
-    assert denoise.split_view(before, after, 1.0).getpixel((99, 5)) == (0, 0, 0)
+    assert images.split_view(before, after, 1.0).getpixel((99, 5)) == (0, 0, 0)
 
 
 def test_bm3d_is_offered_only_where_it_can_run() -> None:

@@ -5,7 +5,15 @@ itself. Classifiers return logits; denoisers return the clean estimate, shaped a
 the input; colorizers take N x 1 x H x W luma and return N x 3 x H x W RGB.
 """
 
-from core.models import autoencoder, fastnet, intermediate, resnet, staged_cnn, unet  # noqa: F401  (importing registers the models)
+from core.models import (  # noqa: F401  (importing registers the models)
+    autoencoder,
+    colorizers,
+    fastnet,
+    intermediate,
+    resnet,
+    staged_cnn,
+    unet,
+)
 from core.models._registry import (
     TASKS,
     Architecture,

@@ -1,4 +1,4 @@
-"""U-Nets: the denoisers (plain and with attention gates) and the chroma-predicting colorizer.
+"""U-Nets: the denoisers, plain and with attention gates (the colorizers reuse ``UNet``).
 
 A U-Net encodes an image through a few down-sampling stages and decodes it back,
 concatenating each encoder stage's features into the decoder at the same
@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from kornia.color import ycbcr_to_rgb
 from torch import nn
 
 from core.models._registry import Option, register_model
@@ -125,36 +124,3 @@ def unet_denoiser(*, in_channels: int = 3, width: int = 32, depth: int = 3) -> R
 def attention_unet_denoiser(*, in_channels: int = 3, width: int = 32, depth: int = 3) -> ResidualDenoiser:
     """The seed project's attention U-Net, residual and slimmed."""
     return ResidualDenoiser(in_channels, width, depth, attention=True)
-
-
-class ChromaColorizer(nn.Module):
-    """Predicts the two chroma channels (Cb, Cr of BT.601 YCbCr) from luma and recombines them
-    with the input's own luma, so the output's brightness is exactly the input's."""
-
-    def __init__(self, width: int, depth: int, attention: bool) -> None:
-        super().__init__()
-        self.net = UNet(1, 2, width, depth, attention)
-
-    def predict_chroma(self, luma: torch.Tensor) -> torch.Tensor:
-        """Cb and Cr offsets from neutral grey, in [-0.5, 0.5]."""
-        return 0.5 * torch.tanh(self.net((luma - 0.5) * 4))
-
-    def forward(self, luma: torch.Tensor) -> torch.Tensor:
-        chroma = self.predict_chroma(luma).to(luma.dtype)
-        return ycbcr_to_rgb(torch.cat([luma, chroma + 0.5], dim=1)).clamp(0, 1)
-
-
-@register_model(
-    "unet_colorizer", task="colorization", title="U-Net chroma colorizer",
-    summary=(
-        "The image's lightness is known; only its colour is missing. The U-Net therefore predicts just the "
-        "two chroma channels (Cb and Cr) from the grey input and recombines them with the input's own "
-        "lightness, so brightness and detail are never damaged. Chroma varies smoothly, so it can be "
-        "predicted at low resolution and upsampled onto a large photo's full-resolution lightness."
-    ),
-    options=(*UNET_OPTIONS, Option("attention", False, "attention gates on the skip connections",
-                                   choices=(False, True))),
-)
-def unet_colorizer(*, width: int = 32, depth: int = 3, attention: bool = False) -> ChromaColorizer:
-    """A U-Net that predicts chroma from BT.601 luma."""
-    return ChromaColorizer(width, depth, attention)

@@ -14,7 +14,7 @@ from core import data, models, noise
 
 OPTIMIZERS = ("sgd", "adam", "adamw")
 SCHEDULES = ("constant", "step", "cosine", "onecycle")
-LOSSES = ("mse", "l1")
+LOSSES = ("mse", "l1", "chroma_ce", "chroma_ce_rebalanced")  # chroma_ce*: binned colorizers
 TASK_DATASETS = {
     "classification": ("cifar10", "mnist", "fashion_mnist"),
     "denoising": ("cifar10", "mnist", "fashion_mnist"),
@@ -138,6 +138,8 @@ class TrainConfig:
             problems.append(f"Unknown schedule {self.schedule!r}; choose one of {', '.join(SCHEDULES)}.")
         if self.loss not in LOSSES:
             problems.append(f"Unknown loss {self.loss!r}; choose one of {', '.join(LOSSES)}.")
+        elif self.loss.startswith("chroma_ce") and not (self.task == "colorization" and self.arch_args.get("binned")):
+            problems.append(f"The {self.loss} loss trains binned colorizers only: set the colorizer's binned option.")
         if self.task == "denoising" and self.noise != noise.BLIND:
             try:
                 noise.NoiseSpec(self.noise, self.noise_level)
@@ -180,8 +182,8 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     "colorization": {
         "Quick": dict(arch="unet_colorizer", arch_args={"width": 16}, epochs=2, subset=10_000, batch_size=128,
                       optimizer="adam", lr=2e-3, schedule="cosine", loss="l1"),
-        "Full": dict(arch="unet_colorizer", arch_args={}, epochs=30, subset=None, batch_size=128,
-                     optimizer="adamw", lr=2e-3, schedule="onecycle", loss="l1"),
+        "Full": dict(arch="unet_colorizer", arch_args={"binned": True}, epochs=25, subset=None, val_size=0,
+                     batch_size=256, optimizer="adam", lr=2e-3, schedule="cosine", loss="chroma_ce"),
     },
 }
 PRESET_NOTES: dict[str, dict[str, str]] = {
@@ -197,7 +199,8 @@ PRESET_NOTES: dict[str, dict[str, str]] = {
     },
     "colorization": {
         "Quick": "A width-16 U-Net colorizer on 10,000 images: a few minutes on a CPU.",
-        "Full": "The full U-Net colorizer for 30 epochs.",
+        "Full": "The shipped faithful colorizer's recipe: chroma classified into bins, 25 epochs. About 7 minutes "
+                "on an H100 GPU; hours on a 2-core CPU.",
     },
 }
 

@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from kornia.color import rgb_to_grayscale
 
-from core import metrics, noise
+from core import color, metrics, noise
 from core.train.config import TrainConfig
 
 
@@ -82,14 +81,27 @@ class Denoising(Task):
 
 
 class Colorization(Denoising):
+    """Luma in, RGB out. A binned colorizer's training output carries its chroma-bin logits
+    after the three RGB channels; the chroma losses train those, the others the RGB."""
+
     name, headline = "colorization", "psnr_dataset"
 
     def __init__(self, config: TrainConfig) -> None:
         Task.__init__(self, config)
+        self.chroma_loss = color.ChromaBinLoss(rebalance=config.loss == "chroma_ce_rebalanced") \
+            if config.loss.startswith("chroma_ce") else None
 
     def prepare(self, images, labels, generator):
-        # BT.601 luma, the same weights as PIL's convert("L").
-        return rgb_to_grayscale(images), images
+        return color.luma(images), images
+
+    def loss(self, output, target):
+        if self.chroma_loss is not None and output.shape[1] > 3:
+            return self.chroma_loss(output[:, 3:], target)
+        # Evaluation sees RGB only (no logits): its loss is then the RGB squared error.
+        return super().loss(output[:, :3], target)
+
+    def metric_sums(self, output, target):
+        return super().metric_sums(output[:, :3], target)
 
 
 TASKS: dict[str, type[Task]] = {task.name: task for task in (Classification, Denoising, Colorization)}

@@ -1,0 +1,114 @@
+"""Colour for colorization: luma and chroma, chroma bins, colourfulness and CIEDE2000.
+
+Colorizers work in BT.601 YCbCr (kornia's conversions): Y is the luma that PIL's
+``convert("L")`` computes, and Cb, Cr carry all of the colour. Predicting only Cb and
+Cr from Y leaves the input's brightness untouched.
+
+The vivid colorizer classifies each pixel's chroma into bins on a grid instead of
+regressing it (Zhang, Isola and Efros, "Colorful Image Colorization", 2016): a
+regression to the mean of all plausible colours is grey, while a distribution can
+be decoded towards its likelier, more saturated modes.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from kornia.color import rgb_to_grayscale, rgb_to_ycbcr, ycbcr_to_rgb
+from skimage.color import deltaE_ciede2000, rgb2lab
+
+CHROMA_BIN_STEP = 0.04  # grid spacing on the Cb/Cr offset scale (offsets lie in [-0.5, 0.5])
+CHROMA_BIN_LIMIT = 0.40  # natural photos' chroma offsets rarely go further (CIFAR-10: 99.9% within)
+
+
+def luma(rgb: torch.Tensor) -> torch.Tensor:
+    """BT.601 luma (N x 1 x H x W) of RGB images in [0, 1], as PIL's convert("L") computes it."""
+    return rgb_to_grayscale(rgb)
+
+
+def chroma(rgb: torch.Tensor) -> torch.Tensor:
+    """The Cb and Cr offsets from neutral grey (N x 2 x H x W), in [-0.5, 0.5]."""
+    return rgb_to_ycbcr(rgb)[:, 1:] - 0.5
+
+
+def combine(luma_: torch.Tensor, chroma_: torch.Tensor) -> torch.Tensor:
+    """RGB in [0, 1] from luma and chroma offsets."""
+    return ycbcr_to_rgb(torch.cat([luma_, chroma_.to(luma_.dtype) + 0.5], dim=1)).clamp(0, 1)
+
+
+def chroma_bin_centres() -> torch.Tensor:
+    """The Q x 2 grid of (Cb, Cr) bin centres the vivid colorizer classifies into."""
+    count = round(CHROMA_BIN_LIMIT / CHROMA_BIN_STEP)
+    axis = torch.arange(-count, count + 1, dtype=torch.float32) * CHROMA_BIN_STEP
+    cb, cr = torch.meshgrid(axis, axis, indexing="ij")
+    return torch.stack([cb.flatten(), cr.flatten()], dim=1)
+
+
+def decode_bins(logits: torch.Tensor, centres: torch.Tensor, temperature: float) -> torch.Tensor:
+    """Chroma (N x 2 x H x W) from bin logits (N x Q x H x W) by the annealed mean.
+
+    Temperature 1 gives the distribution's mean (the least-squares estimate); lower
+    temperatures sharpen it towards its mode, trading faithfulness for vividness.
+    """
+    weights = torch.softmax(logits.float() / temperature, dim=1)
+    return torch.einsum("nqhw,qc->nchw", weights, centres.to(weights.device))
+
+
+def soft_bin_targets(chroma_: torch.Tensor, centres: torch.Tensor) -> torch.Tensor:
+    """Each pixel's chroma spread over nearby bins with a Gaussian kernel (N x Q x H x W).
+
+    Soft targets tell the classifier that neighbouring bins are nearly right, which
+    hard one-hot targets would not.
+    """
+    centres = centres.to(chroma_.device, chroma_.dtype)
+    distance2 = (chroma_.unsqueeze(1) - centres.view(1, -1, 2, 1, 1)).pow(2).sum(2)
+    return torch.softmax(-distance2 / (2 * (CHROMA_BIN_STEP / 2) ** 2), dim=1)
+
+
+class ChromaBinLoss:
+    """Cross-entropy against soft chroma bins, optionally rebalanced towards rare colours.
+
+    Rebalancing weights each pixel by the inverse of its colour's frequency (mixed
+    with a uniform prior, lambda = 0.5, as Zhang et al.), so the many dull pixels of
+    sky, road and wall do not drown out the few saturated ones. The frequencies are a
+    running average over the training batches, so no pass over the dataset is needed.
+    """
+
+    def __init__(self, rebalance: bool, mix: float = 0.5, momentum: float = 0.99) -> None:
+        self.rebalance, self.mix, self.momentum = rebalance, mix, momentum
+        self.centres = chroma_bin_centres()
+        self.prior: torch.Tensor | None = None
+
+    def __call__(self, logits: torch.Tensor, target_rgb: torch.Tensor) -> torch.Tensor:
+        targets = soft_bin_targets(chroma(target_rgb.float()), self.centres)
+        per_pixel = -(targets * F.log_softmax(logits.float(), dim=1)).sum(1)
+        if not self.rebalance:
+            return per_pixel.mean()
+        hard = targets.argmax(1)
+        counts = torch.bincount(hard.flatten(), minlength=targets.shape[1]).float()
+        batch_prior = counts / counts.sum()
+        self.prior = batch_prior if self.prior is None else (
+            self.momentum * self.prior.to(batch_prior.device) + (1 - self.momentum) * batch_prior)
+        weights = 1.0 / ((1 - self.mix) * self.prior + self.mix / len(self.prior))
+        weights = weights / (self.prior * weights).sum()  # the expected weight is 1
+        return (per_pixel * weights[hard]).mean()
+
+
+def colorfulness(rgb: torch.Tensor) -> torch.Tensor:
+    """Hasler and Suesstrunk's (2003) colourfulness of each image, on the 0-255 scale."""
+    rgb = rgb.float() * 255
+    red_green = rgb[:, 0] - rgb[:, 1]
+    yellow_blue = 0.5 * (rgb[:, 0] + rgb[:, 1]) - rgb[:, 2]
+    spread = torch.sqrt(red_green.flatten(1).var(1, correction=0) + yellow_blue.flatten(1).var(1, correction=0))
+    centre = torch.sqrt(red_green.flatten(1).mean(1) ** 2 + yellow_blue.flatten(1).mean(1) ** 2)
+    return spread + 0.3 * centre
+
+
+def ciede2000(estimate: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Mean CIEDE2000 colour difference per image (scikit-image's formula)."""
+    def lab(images: torch.Tensor) -> np.ndarray:
+        return rgb2lab(images.detach().float().clamp(0, 1).permute(0, 2, 3, 1).cpu().numpy(), channel_axis=-1)
+
+    difference = deltaE_ciede2000(lab(estimate), lab(target), channel_axis=-1)
+    return torch.from_numpy(difference.reshape(len(difference), -1).mean(1)).float()

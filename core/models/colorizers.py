@@ -1,0 +1,183 @@
+"""Colorizers: BT.601 luma in (N x 1 x H x W, [0, 1]), RGB out (N x 3 x H x W, [0, 1]).
+
+Both predict only the chroma (Cb, Cr) and recombine it with the input's own luma,
+so brightness and detail are never damaged. Their head either regresses the chroma
+(the faithful colorizers: the least-squares estimate) or classifies it into bins on
+a grid and decodes the distribution with an annealed mean (the vivid ones; see
+``core.color``). In training, a binned colorizer also returns its bin logits after
+the three RGB channels, for the loss.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from core import color
+from core.models._registry import Option, register_model
+from core.models.resnet import BasicBlock
+from core.models.unet import UNet, conv_block
+
+PRETRAINED_URL_HINT = "torchvision's ImageNet ResNet-18 weights (IMAGENET1K_V1)"
+
+
+class Colorizer(nn.Module):
+    """The chroma head and the recombination; subclasses supply ``body`` (luma -> 2 or Q channels)."""
+
+    body: nn.Module
+
+    def __init__(self, binned: bool, temperature: float) -> None:
+        super().__init__()
+        self.binned, self.temperature = binned, temperature
+        self.register_buffer("centres", color.chroma_bin_centres(), persistent=False)
+
+    @property
+    def out_channels(self) -> int:
+        return len(color.chroma_bin_centres()) if self.binned else 2
+
+    def _raw(self, luma: torch.Tensor) -> torch.Tensor:
+        return self.body((luma - 0.5) * 4)  # roughly standardised: natural images' luma has std ~0.25
+
+    def _decode(self, raw: torch.Tensor) -> torch.Tensor:
+        if not self.binned:
+            return 0.5 * torch.tanh(raw.float())
+        return color.decode_bins(raw, self.centres, self.temperature)
+
+    def predict_chroma(self, luma: torch.Tensor) -> torch.Tensor:
+        """The Cb and Cr offsets (N x 2 x H x W) this model gives ``luma``."""
+        return self._decode(self._raw(luma))
+
+    def forward(self, luma: torch.Tensor) -> torch.Tensor:
+        raw = self._raw(luma)
+        rgb = color.combine(luma, self._decode(raw))
+        return torch.cat([rgb, raw.to(rgb.dtype)], dim=1) if self.training and self.binned else rgb
+
+
+class UNetColorizer(Colorizer):
+    def __init__(self, width: int, depth: int, attention: bool, binned: bool, temperature: float) -> None:
+        super().__init__(binned, temperature)
+        self.body = UNet(1, self.out_channels, width, depth, attention)
+
+
+class ResNetEncoderDecoder(nn.Module):
+    """A ResNet-18 encoder (CIFAR form: 3x3 stem, no max-pool) and a U-Net-style decoder
+    that upsamples and concatenates each encoder stage's features."""
+
+    def __init__(self, out_channels: int, width: int) -> None:
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(1, width, 3, 1, 1, bias=False), nn.BatchNorm2d(width),
+                                  nn.ReLU(inplace=True))
+        self.stages = nn.ModuleList()
+        channels = width
+        for index in range(4):
+            out = width * 2**index
+            stride = 1 if index == 0 else 2
+            self.stages.append(nn.Sequential(BasicBlock(channels, out, stride), BasicBlock(out, out, 1)))
+            channels = out
+        self.ups = nn.ModuleList()
+        self.decoders = nn.ModuleList()
+        for index in reversed(range(3)):
+            skip = width * 2**index
+            self.ups.append(nn.ConvTranspose2d(channels, skip, 2, stride=2))
+            self.decoders.append(conv_block(2 * skip, skip))
+            channels = skip
+        self.head = nn.Conv2d(channels, out_channels, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        height, width = x.shape[-2:]
+        pad_h, pad_w = -height % 8, -width % 8
+        if pad_h or pad_w:
+            x = F.pad(x, (0, pad_w, 0, pad_h), mode="replicate")
+        skips = []
+        x = self.stem(x)
+        for stage in self.stages:
+            x = stage(x)
+            skips.append(x)
+        for up, decoder, skip in zip(self.ups, self.decoders, reversed(skips[:-1]), strict=True):
+            x = decoder(torch.cat([skip, up(x)], dim=1))
+        return self.head(x)[..., :height, :width]
+
+    def load_imagenet_stages(self) -> None:
+        """Start the four stages from torchvision's ImageNet weights (needs internet once).
+
+        The stem stays random: ImageNet's is a 7x7 colour convolution, ours a 3x3 one on luma.
+        """
+        from torchvision.models import ResNet18_Weights
+
+        try:
+            state = ResNet18_Weights.IMAGENET1K_V1.get_state_dict(progress=False)
+        except Exception as error:  # URLError, OSError, HTTPError...: all mean "not downloadable here"
+            raise RuntimeError(
+                f"Starting from ImageNet weights needs {PRETRAINED_URL_HINT}, which could not be downloaded "
+                f"({type(error).__name__}: {error}). Train from scratch (pretrained off), or run once online "
+                "so torchvision caches them.") from error
+        mapped = {}
+        for key, value in state.items():
+            if key.startswith("layer"):
+                layer, block, rest = key[5], key.split(".")[1], key.split(".", 2)[2]
+                rest = rest.replace("downsample", "shortcut")
+                mapped[f"{int(layer) - 1}.{block}.{rest}"] = value
+        self.stages.load_state_dict(mapped)
+
+
+class ResNetColorizer(Colorizer):
+    def __init__(self, width: int, binned: bool, temperature: float, pretrained: bool) -> None:
+        super().__init__(binned, temperature)
+        self.body = ResNetEncoderDecoder(self.out_channels, width)
+        if pretrained:
+            if width != 64:
+                raise ValueError("ImageNet weights exist for width 64 only.")
+            self.body.load_imagenet_stages()
+
+
+COLOR_HEAD_OPTIONS = (
+    Option("binned", False, "classify chroma into bins (vivid) instead of regressing it (faithful)",
+           choices=(False, True)),
+    Option("temperature", 1.0, "binned only: the annealed mean's temperature (lower is more vivid)",
+           minimum=0.05, maximum=3.0),
+)
+HOW_IT_WORKS = (
+    "The image's lightness is known; only its colour is missing. The network therefore predicts just the two "
+    "chroma channels (Cb and Cr) from the grey input and recombines them with the input's own lightness, so "
+    "brightness and detail are never damaged. A faithful colorizer regresses the chroma with a squared error, "
+    "which lands on the average of all plausible colours: safe, but muted. A vivid colorizer classifies each "
+    "pixel's chroma into one of 441 bins instead, with rare (saturated) colours weighted up in the loss, and "
+    "decodes the predicted distribution with an annealed mean that leans towards its likeliest colours. "
+    "Chroma varies smoothly, so it is predicted at the model's working size and upsampled onto a large photo's "
+    "full-resolution lightness."
+)
+
+
+@register_model(
+    "unet_colorizer", task="colorization", title="U-Net chroma colorizer", summary=HOW_IT_WORKS,
+    options=(
+        Option("width", 32, "channels of the first stage (doubled at each stage)", minimum=8, maximum=128),
+        Option("depth", 3, "number of down-sampling stages", minimum=1, maximum=5),
+        Option("attention", False, "attention gates on the skip connections", choices=(False, True)),
+        *COLOR_HEAD_OPTIONS,
+    ),
+)
+def unet_colorizer(*, width: int = 32, depth: int = 3, attention: bool = False, binned: bool = False,
+                   temperature: float = 1.0) -> UNetColorizer:
+    """A U-Net that predicts chroma from BT.601 luma."""
+    return UNetColorizer(width, depth, attention, binned, temperature)
+
+
+@register_model(
+    "resnet_colorizer", task="colorization", title="ResNet-18 encoder-decoder colorizer",
+    summary="A ResNet-18 encoder (residual blocks, CIFAR form) reads the grey image; a decoder upsamples its "
+            "features back, joining each encoder stage's output on the way, as the seed project named. "
+            + HOW_IT_WORKS,
+    options=(
+        Option("width", 32, "channels of the first stage (doubled at each stage; 64 is ResNet-18's own)",
+               minimum=8, maximum=64),
+        *COLOR_HEAD_OPTIONS,
+        Option("pretrained", False, "start the encoder from ImageNet weights (needs internet once; width 64)",
+               choices=(False, True)),
+    ),
+)
+def resnet_colorizer(*, width: int = 32, binned: bool = False, temperature: float = 1.0,
+                     pretrained: bool = False) -> ResNetColorizer:
+    """A ResNet-18-style encoder with a U-Net-style decoder, predicting chroma from luma."""
+    return ResNetColorizer(width, binned, temperature, pretrained)
