@@ -14,6 +14,7 @@ def navigate() -> None:
         st.Page(_HERE / "home.py", title="Home", icon=":material/home:", default=True),
         st.Page(_HERE / "classify.py", title="Classify", icon=":material/category:"),
         st.Page(_HERE / "denoise.py", title="Denoise", icon=":material/auto_fix_high:"),
+        st.Page(_HERE / "colorize.py", title="Colorize", icon=":material/palette:"),
         st.Page(_HERE / "train.py", title="Train", icon=":material/model_training:"),
     ]
     st.navigation(pages).run()

@@ -16,6 +16,8 @@ st.markdown(
     "class probabilities, a saliency map and a full test-set view.\n"
     "- **Denoise**: add noise of a chosen kind and strength, remove it with a trained model or a classical "
     "baseline (median, BM3D), and compare PSNR and SSIM side by side.\n"
+    "- **Colorize**: give a colorizer only the grey version of an image and compare its colours with the "
+    "original (PSNR, SSIM, CIEDE2000, colourfulness).\n"
     "- **Train**: train any model (classifiers, denoisers, colorizers) in the browser and watch its "
     "curves live; the result is usable on the other pages at once."
 )

@@ -1,0 +1,160 @@
+"""Colorization on all 10,000 CIFAR-10 test images: the grey baseline and every colorization checkpoint.
+
+Each method gets the BT.601 luma of the test images and is scored against the colour
+originals: PSNR of the mean squared error over all test pixels (the headline: 106 test
+images are exactly grey, and their infinite per-image PSNR would swamp a mean), mean
+SSIM, mean CIEDE2000 colour difference, and mean colourfulness (Hasler and Suesstrunk)
+beside the originals'. Semantic plausibility: the shipped fast classifier's accuracy
+(no test-time augmentation) on the originals, the grey images and each colorization,
+and the share of the accuracy lost to grey that the colorization wins back.
+
+``--sweep NAME`` instead decodes a binned checkpoint at several temperatures on 5,000
+training images (never the test set) to choose its temperature.
+
+Usage: python bench/colorize.py [--write] [--only NAME] [--limit N] [--sweep NAME]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import torch
+
+from core import checkpoints, color, colorize, data, devices, metrics
+
+BATCH = 500
+CLASSIFIER = "fastnet-cifar10"
+SWEEP_TEMPERATURES = (0.6, 0.8, 1.0, 1.2, 1.4, 1.7, 2.0)
+
+
+@dataclass
+class Row:
+    method: str
+    psnr_dataset: float
+    ssim: float
+    delta_e: float
+    colorfulness: float
+    accuracy: float | None
+    ms_per_image: float | None
+
+
+def batched(fn, inputs: torch.Tensor) -> torch.Tensor:
+    with torch.no_grad():
+        return torch.cat([fn(inputs[start:start + BATCH]) for start in range(0, len(inputs), BATCH)])
+
+
+def per_batch(fn, output: torch.Tensor, originals: torch.Tensor) -> float:
+    """The mean of a per-image metric, computed batch by batch."""
+    return float(torch.cat([fn(output[start:start + BATCH], originals[start:start + BATCH])
+                            for start in range(0, len(output), BATCH)]).mean())
+
+
+def score(method: str, output: torch.Tensor, originals: torch.Tensor, classifier, labels: torch.Tensor,
+          ms_per_image: float | None) -> Row:
+    accuracy = None
+    if classifier is not None:
+        accuracy = float((batched(classifier, output).argmax(1) == labels).float().mean())
+    mse = float(metrics.per_image_mse(output, originals).mean())
+    return Row(method, metrics.psnr_from_mse(mse), per_batch(metrics.ssim, output, originals),
+               per_batch(color.ciede2000, output, originals), float(color.colorfulness(output).mean()),
+               accuracy, ms_per_image)
+
+
+def ms_per_image(model, luma: torch.Tensor, count: int = 100) -> float:
+    """Median milliseconds for one 32x32 image at batch 1, after a warm-up."""
+    timings = []
+    with torch.no_grad():
+        for index in range(count + 5):
+            start = time.perf_counter()
+            model(luma[index:index + 1])
+            timings.append(time.perf_counter() - start)
+    return sorted(timings[5:])[len(timings[5:]) // 2] * 1000
+
+
+def sweep(name: str) -> None:
+    model, _ = checkpoints.load(name)
+    if not getattr(model, "binned", False):
+        raise SystemExit(f"{name} is not a binned colorizer: it has no temperature to choose.")
+    train = data.load_dataset("cifar10", "train")
+    originals = train.images[-5000:].float().div(255)
+    luma = color.luma(originals)
+    print(f"{name} on the last 5,000 CIFAR-10 training images; grey baseline "
+          f"{metrics.psnr_from_mse(float(metrics.per_image_mse(colorize.gray_rgb(luma), originals).mean())):.2f} dB, "
+          f"originals' colourfulness {float(color.colorfulness(originals).mean()):.1f}\n")
+    print("| temperature | PSNR of the MSE (dB) | colourfulness | share of the originals' |")
+    print("|---:|---:|---:|---:|")
+    original = float(color.colorfulness(originals).mean())
+    for temperature in SWEEP_TEMPERATURES:
+        model.temperature = temperature
+        output = batched(model, luma)
+        psnr = metrics.psnr_from_mse(float(metrics.per_image_mse(output, originals).mean()))
+        colorful = float(color.colorfulness(output).mean())
+        print(f"| {temperature:g} | {psnr:.2f} | {colorful:.1f} | {colorful / original:.0%} |")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--write", action="store_true", help="store the numbers in shipped checkpoints' sidecars")
+    parser.add_argument("--only", help="measure only this checkpoint (and the baselines)")
+    parser.add_argument("--limit", type=int, help="use only the first N test images (quick checks)")
+    parser.add_argument("--sweep", metavar="NAME", help="choose a binned checkpoint's temperature on training images")
+    args = parser.parse_args()
+    devices.configure_threads()
+    if args.sweep:
+        sweep(args.sweep)
+        return
+    test = data.load_dataset("cifar10", "test")
+    originals, labels = test.images[:args.limit].float().div(255), test.labels[:args.limit]
+    luma = color.luma(originals)
+    try:
+        classifier = checkpoints.load(CLASSIFIER)[0]
+    except checkpoints.CheckpointError as error:
+        print(f"No classifier for the semantic check ({error}).", file=sys.stderr)
+        classifier = None
+    rows = [score("original colour images", originals, originals, classifier, labels, None),
+            score("grey input (BT.601 luma in 3 channels)", colorize.gray_rgb(luma), originals, classifier, labels,
+                  None)]
+    gray, original = rows[1], rows[0]
+    written: dict[str, dict] = {}
+    for meta in checkpoints.list_checkpoints("colorization"):
+        if args.only and meta["name"] != args.only:
+            continue
+        model, meta = checkpoints.load(meta["path"])
+        row = score(meta["name"], batched(model, luma), originals, classifier, labels, ms_per_image(model, luma))
+        rows.append(row)
+        measured = {"test_psnr_dataset": round(row.psnr_dataset, 3), "test_ssim": round(row.ssim, 4),
+                    "test_ciede2000": round(row.delta_e, 3), "test_colorfulness": round(row.colorfulness, 2),
+                    "test_colorfulness_share": round(row.colorfulness / original.colorfulness, 4),
+                    "ms_per_image": round(row.ms_per_image, 2)}
+        if row.accuracy is not None:
+            measured["test_classifier_accuracy"] = round(row.accuracy, 4)
+            measured["test_accuracy_recovered"] = round(
+                (row.accuracy - gray.accuracy) / (original.accuracy - gray.accuracy), 4)
+        written[meta["path"]] = measured
+    if args.write and not args.limit:
+        checkpoints.record_measurements(
+            written, "python bench/colorize.py --write" + (f" --only {args.only}" if args.only else ""))
+    print(f"Device: {devices.describe()}; {'first ' + str(args.limit) if args.limit else 'all'} CIFAR-10 test images; "
+          f"classifier: {CLASSIFIER} without test-time augmentation.\n")
+    print("| method | PSNR of the MSE (dB) | SSIM | CIEDE2000 | colourfulness | classifier accuracy "
+          "| accuracy lost to grey, won back | time per image |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    for row in rows:
+        accuracy = "–" if row.accuracy is None else f"{row.accuracy:.2%}"
+        won_back = "–"
+        if row.accuracy is not None and row not in (gray, original):
+            won_back = f"{(row.accuracy - gray.accuracy) / (original.accuracy - gray.accuracy):.0%}"
+        share = f"{row.colorfulness:.1f} ({row.colorfulness / original.colorfulness:.0%})"
+        timing = "–" if row.ms_per_image is None else f"{row.ms_per_image:.1f} ms"
+        print(f"| {row.method} | {row.psnr_dataset:.2f} | {row.ssim:.4f} | {row.delta_e:.2f} | {share} "
+              f"| {accuracy} | {won_back} | {timing} |")
+
+
+if __name__ == "__main__":
+    main()

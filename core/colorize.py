@@ -1,0 +1,95 @@
+"""Colorization for the app and the benchmark: a grey image in, a colour one out, at any size.
+
+The model predicts chroma at its working size (a large photo is shrunk so its longer
+side is ``working_side`` pixels) and the chroma is upsampled onto the full-resolution
+luma: colour varies smoothly, so the photo keeps all its detail.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from core import color, metrics
+from core.images import is_grayscale, shrink_to, to_tensor
+from core.models.colorizers import Colorizer
+
+WORKING_SIDE = 64  # longer side, in pixels, at which a large photo's chroma is predicted
+MAX_PIXELS = 4_000_000  # larger uploads are scaled down first, so a CPU answers in seconds
+
+
+@dataclass
+class ColorInput:
+    """What a colorizer is given: luma (1 x H x W), and the colour original (3 x H x W) when there is one."""
+
+    luma: torch.Tensor
+    original: torch.Tensor | None
+    note: str | None = None  # set when the image had to be scaled down
+
+
+def prepare(image: Image.Image, max_pixels: int = MAX_PIXELS) -> ColorInput:
+    """A colour image becomes its BT.601 luma plus the original to compare with; a grey one, luma only."""
+    image, note = shrink_to(image, max_pixels)
+    if is_grayscale(image):
+        return ColorInput(to_tensor(image.convert("L"))[0], None, note)
+    original = to_tensor(image.convert("RGB"))[0]
+    return ColorInput(color.luma(original[None])[0], original, note)
+
+
+@torch.no_grad()
+def colorize(model: Colorizer, luma: torch.Tensor, working_side: int = WORKING_SIDE) -> torch.Tensor:
+    """RGB (3 x H x W) for ``luma`` (1 x H x W): chroma predicted at the working size, luma kept as is."""
+    model.eval()
+    full = luma[None].float()
+    height, width = full.shape[-2:]
+    scale = working_side / max(height, width)
+    if scale < 1:
+        size = (max(round(height * scale), 1), max(round(width * scale), 1))
+        small = F.interpolate(full, size=size, mode="area")
+        chroma = F.interpolate(model.predict_chroma(small), size=(height, width), mode="bilinear",
+                               align_corners=False)
+    else:
+        chroma = model.predict_chroma(full)
+    return color.combine(full, chroma)[0]
+
+
+@dataclass
+class Colorized:
+    image: torch.Tensor  # 3 x H x W in [0, 1]
+    seconds: float
+    psnr: float | None = None
+    ssim: float | None = None
+    delta_e: float | None = None  # mean CIEDE2000 against the original
+    colorfulness: float = 0.0
+    original_colorfulness: float | None = None
+
+
+def colorize_one(model: Colorizer, given: ColorInput, working_side: int = WORKING_SIDE) -> Colorized:
+    """Colorize one image and, when the original exists, measure the result against it."""
+    start = time.perf_counter()
+    output = colorize(model, given.luma, working_side)
+    seconds = time.perf_counter() - start
+    result = Colorized(output, seconds, colorfulness=float(color.colorfulness(output[None])[0]))
+    if given.original is not None:
+        result.psnr, result.ssim = float(metrics.psnr(output[None], given.original[None])[0]), \
+            float(metrics.ssim(output[None], given.original[None])[0])
+        result.delta_e = float(color.ciede2000(output[None], given.original[None])[0])
+        result.original_colorfulness = float(color.colorfulness(given.original[None])[0])
+    return result
+
+
+def gray_rgb(luma: torch.Tensor) -> torch.Tensor:
+    """The grey image in three equal channels: the do-nothing baseline colorizers must beat."""
+    return luma.expand(*luma.shape[:-3], 3, *luma.shape[-2:])
+
+
+def score_gray(given: ColorInput) -> tuple[float, float]:
+    """PSNR and SSIM of the grey image itself against the original: the score to beat."""
+    if given.original is None:
+        raise ValueError("A grey upload has no colour original to compare with.")
+    gray = gray_rgb(given.luma)[None]
+    return float(metrics.psnr(gray, given.original[None])[0]), float(metrics.ssim(gray, given.original[None])[0])

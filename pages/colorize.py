@@ -1,0 +1,91 @@
+"""Colorize: a grey image back to colour, measured against the original when there is one."""
+
+from pathlib import Path
+
+import pandas as pd
+import streamlit as st
+import torch
+
+from core import colorize, images, models
+from core.models._summary import layer_table
+from pages import ensure_routed
+from pages.shared import image_input, model_of, pick_checkpoint
+
+ensure_routed()
+
+st.title("Colorize")
+st.markdown(
+    "Give a colorizer only the grey version of an image (its BT.601 lightness) and let it bring the colour back. "
+    "A colour image is turned grey first, so the result can be compared with the original; a grey image is "
+    "colorized as it is."
+)
+
+source_column, settings_column = st.columns([1, 1], gap="large")
+with source_column:
+    chosen = image_input("colorize", "cifar10")
+with settings_column:
+    meta = pick_checkpoint("colorization", key="colorize-model")
+    if meta is None:
+        st.warning("No colorization checkpoint is installed. Train one on the **Train** page and it appears here.",
+                   icon=":material/palette:")
+    working_side = st.slider(
+        "Working size (pixels, longer side)", 32, 256, colorize.WORKING_SIDE, step=16, key="colorize-working-side",
+        help="A large photo's colour is predicted at this size and spread over the full-resolution lightness. "
+             "The models learned on 32x32 images, so objects should span a few dozen pixels here.")
+
+if chosen is None or meta is None:
+    st.stop()
+
+given = colorize.prepare(chosen.image)
+if given.note:
+    st.info(given.note, icon=":material/photo_size_select_large:")
+model, meta = model_of(meta)
+with st.spinner("Colorizing..."):
+    result = colorize.colorize_one(model, given, working_side)
+
+
+def shown(tensor: torch.Tensor):
+    return images.enlarged(images.to_pil(tensor))
+
+
+gray_image = shown(given.luma)
+st.divider()
+if given.original is None:
+    left, right = st.columns(2)
+    left.image(gray_image, caption="Your grey image", width="stretch")
+    right.image(shown(result.image), caption=f"Colorized by {meta['name']} (no colour original: no metrics)",
+                width="stretch")
+else:
+    columns = st.columns(3)
+    columns[0].image(gray_image, caption="Grey input (what the model sees)", width="stretch")
+    columns[1].image(shown(result.image), caption=f"Colorized: {meta['name']}", width="stretch")
+    columns[2].image(shown(given.original), caption=f"Original: {chosen.caption}", width="stretch")
+    gray_psnr, _ = colorize.score_gray(given)
+    numbers = st.columns(5)
+    numbers[0].metric("PSNR", f"{result.psnr:.2f} dB", delta=f"{result.psnr - gray_psnr:+.2f} dB vs grey",
+                      help="Against the original; the grey image itself scores the 'vs grey' baseline.")
+    numbers[1].metric("SSIM", f"{result.ssim:.3f}")
+    numbers[2].metric("CIEDE2000", f"{result.delta_e:.1f}", help="Mean perceptual colour difference "
+                      "from the original (lower is closer; about 2 is just noticeable).")
+    numbers[3].metric("Colourfulness", f"{result.colorfulness:.0f} / {result.original_colorfulness:.0f}",
+                      help="The result's, then the original's (Hasler and Suesstrunk's measure): 0 is grey, "
+                           "natural photos score roughly 20 to 80.")
+    numbers[4].metric("Time", f"{result.seconds * 1000:.0f} ms")
+
+split = st.slider("Before / after: drag to compare the grey input (left) with the colorized result (right)",
+                  0, 100, 50, key="colorize-split", format="%d%%")
+st.image(images.split_view(gray_image, shown(result.image), split / 100),
+         width=min(512, 4 * given.luma.shape[2]))
+stem = Path(chosen.caption).stem.replace(" ", "_").replace("#", "").replace(":", "")[:40] or "image"
+st.download_button("Download the colorized image (PNG)", images.png_bytes(images.to_pil(result.image)),
+                   file_name=f"{stem}-colorized.png", mime="image/png", icon=":material/download:",
+                   key="colorize-download")
+
+with st.expander("How this model works"):
+    arch = models.get_architecture(meta["architecture"])
+    st.markdown(f"**{arch.title}**. {arch.summary}")
+    if meta["arch_args"].get("binned"):
+        st.markdown(f"This checkpoint decodes its colour distribution at temperature "
+                    f"{meta['arch_args'].get('temperature', 1.0):g}.")
+    st.dataframe(pd.DataFrame(layer_table(model, torch.zeros(1, 1, 32, 32))), hide_index=True, height=300)
+    st.caption(f"{meta['num_params']:,} parameters. Trained with: `{meta['recipe'].get('command', 'unknown')}`")
