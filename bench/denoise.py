@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import torch
 
-from core import checkpoints, data, denoise, devices, metrics, paths
+from core import checkpoints, data, denoise, devices, metrics
 from core.noise import NoiseSpec, add_noise
 
 NOISE_SEED = 2024
@@ -124,11 +124,9 @@ def main() -> None:
     rows = [row for dataset, spec in settings
             for row in bench_setting(dataset, spec, metas, args.bm3d_images, args.limit, written)]
     if args.write and not args.limit:
-        for path, measured in written.items():
-            if Path(path).parent == paths.SHIPPED_CHECKPOINTS:
-                command = ("python bench/denoise.py --write" + (f" --only {args.only}" if args.only else "")
-                           + "".join(f" --dataset {d}" for d in args.dataset or ()))
-                checkpoints.update_metadata(path, metrics=measured, measured_by=command)
+        checkpoints.record_measurements(written, "python bench/denoise.py --write"
+                                        + (f" --only {args.only}" if args.only else "")
+                                        + "".join(f" --dataset {d}" for d in args.dataset or ()))
     print(f"Device: {devices.describe()}; noise seed {NOISE_SEED}; "
           f"{'first ' + str(args.limit) if args.limit else 'all'} test images unless the row says otherwise.\n")
     print("| dataset | noise | method | images | PSNR, mean per image (dB) | PSNR of the MSE (dB) | SSIM "
