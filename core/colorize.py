@@ -75,8 +75,8 @@ def colorize_one(model: Colorizer, given: ColorInput, working_side: int = WORKIN
     seconds = time.perf_counter() - start
     result = Colorized(output, seconds, colorfulness=float(color.colorfulness(output[None])[0]))
     if given.original is not None:
-        result.psnr, result.ssim = float(metrics.psnr(output[None], given.original[None])[0]), \
-            float(metrics.ssim(output[None], given.original[None])[0])
+        result.psnr = float(metrics.psnr(output[None], given.original[None])[0])
+        result.ssim = float(metrics.ssim(output[None], given.original[None])[0])
         result.delta_e = float(color.ciede2000(output[None], given.original[None])[0])
         result.original_colorfulness = float(color.colorfulness(given.original[None])[0])
     return result

@@ -34,7 +34,7 @@ class Colorizer(nn.Module):
 
     @property
     def out_channels(self) -> int:
-        return len(color.chroma_bin_centres()) if self.binned else 2
+        return len(self.centres) if self.binned else 2
 
     def _raw(self, luma: torch.Tensor) -> torch.Tensor:
         return self.body((luma - 0.5) * 4)  # roughly standardised: natural images' luma has std ~0.25
