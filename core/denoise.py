@@ -63,6 +63,14 @@ def unavailable_reason(method: str, spec: NoiseSpec, pixels: int, has_reference:
     return None
 
 
+def suits(meta: dict, channels: int, dataset: str | None) -> bool:
+    """Whether a denoising checkpoint fits an image: trained on its dataset (for a test image), or
+    else on images with as many channels (an MNIST model has no business with a colour photo)."""
+    if dataset is not None:
+        return meta["dataset"] == dataset
+    return meta["arch_args"].get("in_channels", 3) == channels
+
+
 def median_filter(images: torch.Tensor, size: int = 3) -> torch.Tensor:
     """Per-channel median filter with mirrored edges (scipy.ndimage)."""
     filtered = ndimage.median_filter(images.detach().cpu().numpy(), size=(1, 1, size, size), mode="mirror")

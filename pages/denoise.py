@@ -108,7 +108,9 @@ noisy_psnr, noisy_ssim = denoise.score(noisy, reference)
 st.divider()
 
 if compare:
-    runnable = [o for o in options if unavailable(o) is None]
+    test_dataset = dataset if chosen.source == "test set" else None
+    unsuited = [o for o in by_path if not denoise.suits(by_path[o], clean.shape[0], test_dataset)]
+    runnable = [o for o in options if unavailable(o) is None and o not in unsuited]
     results = [run(option) for option in runnable]
     columns = st.columns(len(results) + 1)
     columns[0].image(shown(noisy), caption="Noisy input" if reference is None else
@@ -128,6 +130,8 @@ if compare:
         "time (ms)": st.column_config.NumberColumn(format="%.0f"),
     })
     skipped = [f"{option_label(o)}: {unavailable(o)}" for o in options if unavailable(o)]
+    skipped += [f"{by_path[o]['name']}: trained on {data.DATASETS[by_path[o]['dataset']].title}, not this kind "
+                "of image." for o in unsuited]
     if skipped:
         st.caption("Not run: " + " ".join(skipped))
     st.stop()

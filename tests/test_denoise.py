@@ -102,3 +102,12 @@ def test_bm3d_is_offered_only_where_it_can_run() -> None:
     assert "Gaussian" in denoise.unavailable_reason("bm3d", gaussian, 32 * 32, has_reference=False)
     assert "up to" in denoise.unavailable_reason("bm3d", gaussian, denoise.BM3D_MAX_PIXELS + 1)
     assert denoise.unavailable_reason("median", impulse, 10**7, has_reference=False) is None
+
+
+def test_compare_mode_only_offers_models_that_suit_the_image() -> None:
+    mnist = {"dataset": "mnist", "arch_args": {"in_channels": 1}}
+    cifar = {"dataset": "cifar10", "arch_args": {"in_channels": 3}}
+    assert denoise.suits(cifar, 3, "cifar10") and not denoise.suits(mnist, 3, "cifar10")
+    assert denoise.suits(mnist, 1, "mnist") and not denoise.suits(cifar, 1, "mnist")
+    assert denoise.suits(cifar, 3, None) and not denoise.suits(mnist, 3, None)  # a colour upload
+    assert denoise.suits(mnist, 1, None)  # a grey upload
