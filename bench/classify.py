@@ -55,8 +55,7 @@ def main() -> None:
         if meta["dataset"] != "cifar10" or (args.only and meta["name"] != args.only):
             continue
         model, meta = checkpoints.load(meta["path"])
-        _, plain = evaluate(model, task, test.images, test.labels, batch_size=500)
-        _, tta = evaluate(model, task, test.images, test.labels, batch_size=500, tta=True)
+        _, measured_accuracy = evaluate(model, task, test.images, test.labels, batch_size=500, tta=True)
         latency = median_ms(lambda model=model: classify.probabilities(model, photo))
         layer = classify.saliency_layer(model)
         with_saliency = median_ms(lambda model=model, layer=layer: (
@@ -66,7 +65,7 @@ def main() -> None:
             per_batch = median_ms(lambda model=model, batch=batch: model(batch), repeats=5)
         seconds = meta.get("training", {}).get("seconds")
         measured = {
-            "test_accuracy": plain["accuracy"], "test_accuracy_tta": tta["accuracy"],
+            "test_accuracy": measured_accuracy["accuracy"], "test_accuracy_tta": measured_accuracy["accuracy_tta"],
             "latency_ms": round(latency, 1), "latency_with_saliency_ms": round(with_saliency, 1),
             "throughput_batch256": round(256 / (per_batch / 1000)),
         }

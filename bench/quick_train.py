@@ -5,14 +5,16 @@ an empty dataset cache, so the wall time includes starting Python, decoding the
 CIFAR-10 PNGs, the data-initialised whitening, training, and the final evaluation
 on all 10,000 test images (plain and with test-time augmentation).
 
-Usage: python bench/quick_train.py [--preset LABEL] [--budget-minutes 10]
+Usage: python bench/quick_train.py [--preset LABEL] [--budget-minutes 10] [--set KEY=VALUE ...]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shlex
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -34,9 +36,13 @@ def main() -> int:
     parser.add_argument("--preset", default="Quick")
     parser.add_argument("--budget-minutes", type=float, default=10.0)
     parser.add_argument("--target", type=float, default=0.90, help="test accuracy the preset must reach")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="override one of the preset's settings (JSON value), to try a variant")
+    parser.add_argument("--keep", type=Path, default=None, help="copy the trained checkpoint into this folder")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="quick-train-") as scratch:
-        config = replace(preset("classification", args.preset), out=scratch, name="quick")
+        overrides = {key: json.loads(value) for key, value in (item.split("=", 1) for item in args.set)}
+        config = replace(preset("classification", args.preset), **overrides, out=scratch, name="quick").validate()
         command = config_to_command(config) + " --no-record"
         env = os.environ | {"CIFAR_LAB_CACHE": str(Path(scratch) / "cache"), "CIFAR_LAB_HOME": scratch}
         start = time.monotonic()
@@ -47,6 +53,10 @@ def main() -> int:
             print(f"The preset's run failed (exit {finished.returncode}): {command}", file=sys.stderr)
             return 1
         meta = checkpoints.read_meta(Path(scratch) / "quick.safetensors")
+        if args.keep:
+            args.keep.mkdir(parents=True, exist_ok=True)
+            for suffix in (".safetensors", ".json"):
+                shutil.copy2(Path(scratch) / f"quick{suffix}", args.keep / f"quick{suffix}")
     metrics = meta["metrics"]
     training = meta.get("training", {}).get("seconds", float("nan"))
     best = max(metrics["test_accuracy"], metrics.get("test_accuracy_tta", 0.0))

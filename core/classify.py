@@ -26,15 +26,22 @@ def model_input(image: Image.Image, size: int = 32) -> Image.Image:
 @torch.no_grad()
 def predict_tta(model: nn.Module, images: torch.Tensor) -> torch.Tensor:
     """Logits averaged over flipped and 1-pixel-shifted views of ``images`` (floats in [0, 1])."""
+    return predict_tta_and_plain(model, images)[0]
+
+
+@torch.no_grad()
+def predict_tta_and_plain(model: nn.Module, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(test-time-augmented logits, plain logits): the plain ones are the first view's, so they cost nothing."""
     count = len(images)
-    total = None
+    total, plain = None, None
     for (flip, dy, dx), weight in zip(TTA_VIEWS, TTA_WEIGHTS, strict=True):
         shift = torch.tensor([[dy, dx]]).expand(count, 2) if (dy or dx) else None
         flips = torch.full((count,), flip) if flip else None
         view = data.augment(images, shift, flips) if (shift is not None or flips is not None) else images
-        logits = model(view).float() * weight
-        total = logits if total is None else total + logits
-    return total
+        logits = model(view).float()
+        plain = logits if plain is None else plain
+        total = logits * weight if total is None else total + logits * weight
+    return total, plain
 
 
 @torch.no_grad()

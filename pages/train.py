@@ -8,7 +8,15 @@ import streamlit as st
 from core import data, models, noise
 from core.charts import format_duration, headline_metric, training_figure
 from core.train import ConfigError, TrainConfig
-from core.train.config import LOSSES, OPTIMIZERS, PRESET_NOTES, PRESETS, SCHEDULES, TASK_DATASETS
+from core.train.config import (
+    LOSSES,
+    MUON_ARCHS,
+    OPTIMIZERS,
+    PRESET_NOTES,
+    PRESETS,
+    SCHEDULES,
+    TASK_DATASETS,
+)
 from core.train.jobs import JOBS, TrainerBusy
 from core.train.runs import RunStore
 from pages import ensure_routed
@@ -17,6 +25,9 @@ ensure_routed()
 
 SCHEDULE_LABELS = {"onecycle": "one-cycle (warm-up, linear decay)", "cosine": "cosine (with warm-up)",
                    "step": "step (÷10 twice)", "constant": "constant"}
+OPTIMIZER_LABELS = {"sgd": "SGD (Nesterov)", "adam": "Adam", "adamw": "AdamW", "muon": "Muon (conv filters) + SGD"}
+LOSS_LABELS = {"mse": "MSE", "l1": "L1", "chroma_ce": "chroma bins (cross-entropy)",
+               "chroma_ce_rebalanced": "chroma bins, rare colours boosted"}
 
 st.title("Train")
 st.markdown(
@@ -74,9 +85,9 @@ with st.container(border=True):
                                      help="Train on the first N images of the training split only, for quick runs.",
                                      key=f"subset-{scope}")
         row = st.columns(4)
-        optimizer = row[0].selectbox("Optimizer", OPTIMIZERS, index=OPTIMIZERS.index(preset.optimizer),
-                                     format_func=lambda o: {"sgd": "SGD (Nesterov)", "adam": "Adam",
-                                                            "adamw": "AdamW"}[o], key=f"optimizer-{scope}")
+        offered = [o for o in OPTIMIZERS if o != "muon" or arch in MUON_ARCHS]
+        optimizer = row[0].selectbox("Optimizer", offered, format_func=OPTIMIZER_LABELS.get, key=f"optimizer-{scope}",
+                                     index=offered.index(preset.optimizer if preset.optimizer in offered else "sgd"))
         # No widget bounds here: the trainer's own validation refuses bad values, with its message.
         lr = row[1].number_input("Learning rate", value=preset.lr, format="%.5f", key=f"lr-{scope}")
         schedule = row[2].selectbox("Schedule", SCHEDULES, index=SCHEDULES.index(preset.schedule),
@@ -95,7 +106,7 @@ with st.container(border=True):
                                                            key=f"ls-{scope}")
         else:
             extra["loss"] = row[3].selectbox("Loss", LOSSES, index=LOSSES.index(preset.loss), key=f"loss-{scope}",
-                                             format_func=lambda name: {"mse": "MSE", "l1": "L1"}[name])
+                                             format_func=LOSS_LABELS.get)
         if task == "denoising":
             row = st.columns(2)
             extra["noise"] = row[0].selectbox("Noise", noise.KINDS, index=noise.KINDS.index(preset.noise),

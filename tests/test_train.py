@@ -350,3 +350,45 @@ def test_every_preset_is_a_valid_configuration() -> None:
         for label in presets:
             config = preset(task, label).validate()
             assert config.task == task
+
+
+# ---- Muon ----------------------------------------------------------------------------------------------
+
+def test_orthogonalize_flattens_the_singular_values() -> None:
+    from core.train.optim import orthogonalize
+
+    generator = torch.Generator().manual_seed(0)
+    for shape in ((16, 72), (72, 16)):
+        left, _ = torch.linalg.qr(torch.randn(shape[0], 16, generator=generator))
+        right, _ = torch.linalg.qr(torch.randn(shape[1], 16, generator=generator))
+        matrix = left @ torch.diag(torch.logspace(-2, 1, 16)) @ right.T  # singular values 0.01 to 10
+        before = torch.linalg.svdvals(matrix)
+        quick = torch.linalg.svdvals(orthogonalize(matrix))  # training's 3 steps
+        converged = torch.linalg.svdvals(orthogonalize(matrix, steps=8))
+        assert before.max() / before.min() > 900
+        assert quick.max() / quick.min() < 40 and quick.max() < 1.3
+        assert converged.min() > 0.6 and converged.max() < 1.25  # every direction gets about the same step
+        assert orthogonalize(matrix).shape == matrix.shape
+
+
+def test_muon_keeps_filter_norms_and_trains_the_fast_net(tmp_path: Path, data_root: Path) -> None:
+    config = tiny(tmp_path, arch="fastnet", arch_args={"width": 8}, optimizer="muon", epochs=2, lr=0.5,
+                  batch_size=32, subset=512, muon_lr=0.1, muon_momentum=0.8, label_smoothing=0.2)
+    trainer = Trainer(config)
+    result = trainer.fit()
+    assert result.status == "finished"
+    assert result.history[-1].train_loss < result.history[0].train_loss
+    groups = trainer.optimizer.param_groups
+    filters = next(g for g in groups if g["orthogonal"])["params"]
+    assert filters and all(p.ndim == 4 for p in filters)
+    assert all(p.ndim < 4 for g in groups if not g["orthogonal"] for p in g["params"])
+    # Each filter bank was renormalised to sqrt(out_channels) before its last step of at most lr x sqrt(out).
+    for weight in filters:
+        assert abs(weight.norm().item() / len(weight) ** 0.5 - 1) < 0.2
+    resumed = Trainer(tiny(tmp_path, **{**config.to_dict(), "epochs": 3, "resume": result.checkpoint})).fit()
+    assert resumed.status == "finished" and [r.epoch for r in resumed.history] == [1, 2, 3]
+
+
+def test_muon_is_refused_for_models_whose_filters_do_not_all_feed_a_norm() -> None:
+    with pytest.raises(ConfigError, match="muon optimizer trains fastnet only"):
+        TrainConfig(arch="resnet18", optimizer="muon").validate()

@@ -12,7 +12,8 @@ from typing import Any
 
 from core import data, models, noise
 
-OPTIMIZERS = ("sgd", "adam", "adamw")
+OPTIMIZERS = ("sgd", "adam", "adamw", "muon")  # muon: the fast net (core.train.optim)
+MUON_ARCHS = ("fastnet",)  # every conv filter feeds a batch norm, as Muon's renormalisation needs
 SCHEDULES = ("constant", "step", "cosine", "onecycle")
 LOSSES = ("mse", "l1", "chroma_ce", "chroma_ce_rebalanced")  # chroma_ce*: binned colorizers
 TASK_DATASETS = {
@@ -42,7 +43,9 @@ class TrainConfig:
     val_size: int = 5000  # held out of the training split for validation
     optimizer: str = "sgd"
     lr: float = 0.05
-    momentum: float = 0.9  # SGD only (Nesterov)
+    momentum: float = 0.9  # SGD and Muon's other parameters (Nesterov)
+    muon_lr: float = 0.12  # Muon: the conv filters' rate (a fraction of their norm per step)
+    muon_momentum: float = 0.8  # Muon: the conv filters' momentum
     weight_decay: float = 5e-4
     schedule: str = "onecycle"
     warmup_epochs: float = 1.0  # linear warm-up (onecycle, cosine)
@@ -126,6 +129,8 @@ class TrainConfig:
         number("lr", 1e-7, 10)
         number("momentum", 0, 0.999)
         number("weight_decay", 0, 1)
+        number("muon_lr", 1e-5, 10)
+        number("muon_momentum", 0, 0.999)
         number("warmup_epochs", 0, 1000)
         number("label_smoothing", 0, 0.5)
         number("norm_lr_scale", 0.01, 1000)
@@ -134,6 +139,9 @@ class TrainConfig:
         number("max_minutes", 0.01, 10_000, optional=True)
         if self.optimizer not in OPTIMIZERS:
             problems.append(f"Unknown optimizer {self.optimizer!r}; choose one of {', '.join(OPTIMIZERS)}.")
+        elif self.optimizer == "muon" and self.arch not in MUON_ARCHS:
+            problems.append(f"The muon optimizer trains {', '.join(MUON_ARCHS)} only (it needs every conv filter "
+                            "to feed a batch norm).")
         if self.schedule not in SCHEDULES:
             problems.append(f"Unknown schedule {self.schedule!r}; choose one of {', '.join(SCHEDULES)}.")
         if self.loss not in LOSSES:
@@ -165,9 +173,12 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     # task: preset label -> settings layered over TrainConfig's defaults
     "classification": {
         # Freezing the whitening bias after the first epoch (airbench trains it for 3 of 10) skips the
-        # largest feature map's backward pass from then on: about 12% faster steps.
-        "Quick": dict(AIRBENCH, arch="fastnet", arch_args={"width": 32}, epochs=5, subset=None, val_size=2000,
-                      batch_size=512, lr=1.465e-3 * 512, warmup_epochs=1.15, whiten_bias_epochs=1),
+        # largest feature map's backward pass from then on: about 12% faster steps. Muon on the conv
+        # filters (airbench94_muon's optimizer, at its batch-1000 settings) added 0.8 points with TTA over
+        # SGD in the same 5 epochs; 46,000 of the 48,000 training images keep the run under 10 minutes.
+        "Quick": dict(AIRBENCH, arch="fastnet", arch_args={"width": 32}, epochs=5, subset=46_000, val_size=2000,
+                      batch_size=1000, optimizer="muon", muon_lr=0.12, muon_momentum=0.8, lr=1.465e-3 * 1000,
+                      warmup_epochs=1.15, whiten_bias_epochs=1),
         "Full": dict(AIRBENCH, arch="fastnet", arch_args={}, epochs=12, subset=None, val_size=0, batch_size=1024,
                      lr=1.465e-3 * 1024, warmup_epochs=2.76),
     },
@@ -188,8 +199,9 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
 }
 PRESET_NOTES: dict[str, dict[str, str]] = {
     "classification": {
-        "Quick": "The fast net at width 32 with the airbench recipe, 5 epochs: about 10 minutes on a 2-core CPU "
-                 "for 89.6% test accuracy with test-time augmentation (bench/quick_train.py measures it).",
+        "Quick": "The fast net at width 32 with the airbench recipe and Muon, 5 epochs on 46,000 images: 9.7 "
+                 "minutes on a 2-core CPU for 90.7% test accuracy with test-time augmentation (bench/quick_train.py "
+                 "measures it).",
         "Full": "The shipped fast net's recipe: 12 epochs of the airbench recipe, about 75 minutes on a 2-core CPU, "
                 "minutes on a GPU.",
     },

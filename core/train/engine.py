@@ -27,9 +27,10 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from core import checkpoints, data, devices, models, paths
-from core.classify import predict_tta
+from core.classify import predict_tta_and_plain
 from core.fileio import temp_path
 from core.train.config import TrainConfig
+from core.train.optim import Muon
 from core.train.tasks import Task, make_task
 
 VALIDATION_SPLIT_SEED = 20_240_601  # fixed, so every run validates on the same images
@@ -108,6 +109,14 @@ def parameter_groups(model: nn.Module, lr: float, weight_decay: float, norm_lr_s
     return [g for g in groups if g["params"]]
 
 
+def split_filters(groups: list[dict[str, Any]], lr: float, momentum: float) -> list[dict[str, Any]]:
+    """``groups`` with the conv filters moved into their own orthogonal (Muon) group."""
+    filters = [p for g in groups for p in g["params"] if p.ndim == 4]
+    rest = [{**g, "params": [p for p in g["params"] if p.ndim != 4]} for g in groups]
+    muon = dict(params=filters, lr=lr, base_lr=lr, momentum=momentum, weight_decay=0.0, orthogonal=True)
+    return [g for g in [*rest, muon] if g["params"]]
+
+
 class Lookahead:
     """Airbench's lookahead: every few steps the slow copy moves towards the weights, and
     the weights jump back to it. Early on the decay is near 0 (plain SGD); it grows as
@@ -153,7 +162,8 @@ def evaluate(model: nn.Module, task: Task, images: torch.Tensor, labels: torch.T
              channels_last: bool = False, tta: bool = False) -> tuple[float, dict[str, float]]:
     """Mean loss and metrics of ``model`` on uint8 ``images``; noise is seeded, so repeatable.
 
-    ``tta`` averages classifier logits over flipped and shifted views (core.classify).
+    ``tta`` averages classifier logits over flipped and shifted views (core.classify): the loss
+    is then the augmented one, and the metrics come twice, plain and with a ``_tta`` suffix.
     """
     was_training = model.training
     model.eval()
@@ -165,9 +175,12 @@ def evaluate(model: nn.Module, task: Task, images: torch.Tensor, labels: torch.T
         if channels_last:
             inputs = inputs.contiguous(memory_format=torch.channels_last)
         with _autocast(torch.device(device), amp):
-            output = predict_tta(model, inputs) if tta else model(inputs)
+            output, plain = predict_tta_and_plain(model, inputs) if tta else (model(inputs), None)
         loss_sum += float(task.loss(output, target)) * len(batch)
-        for key, value in task.metric_sums(output, target).items():
+        batch_sums = task.metric_sums(output, target)
+        if plain is not None:
+            batch_sums = {f"{key}_tta": value for key, value in batch_sums.items()} | task.metric_sums(plain, target)
+        for key, value in batch_sums.items():
             sums[key] = sums.get(key, 0.0) + value.double()
         count += len(batch)
     model.train(was_training)
@@ -240,13 +253,9 @@ class Trainer:
             if status == "finished":
                 _, test_metrics = evaluate(self.model, self.task, self.test.images, self.test.labels,
                                            batch_size=max(config.batch_size, 256), device=self.device,
-                                           amp=self.amp, channels_last=config.channels_last)
+                                           amp=self.amp, channels_last=config.channels_last,
+                                           tta=config.tta and config.task == "classification")
                 test_metrics = {f"test_{k}": v for k, v in test_metrics.items()}
-                if config.tta and config.task == "classification":
-                    _, tta_metrics = evaluate(self.model, self.task, self.test.images, self.test.labels,
-                                              batch_size=max(config.batch_size, 256), device=self.device,
-                                              amp=self.amp, channels_last=config.channels_last, tta=True)
-                    test_metrics.update({f"test_{k}_tta": v for k, v in tta_metrics.items()})
                 self._save(test_metrics)
                 message = f"test {self.task.headline}={test_metrics[f'test_{self.task.headline}']:.4f}"
             result = RunResult(status, message, len(self.history), self.history, test_metrics,
@@ -306,7 +315,10 @@ class Trainer:
             self.model.to(memory_format=torch.channels_last)
         self.amp = devices.amp_dtype(self.device) if config.amp else None
         params = parameter_groups(self.model, config.lr, config.weight_decay, config.norm_lr_scale)
-        if config.optimizer == "sgd":
+        if config.optimizer == "muon":
+            self.optimizer = Muon(split_filters(params, config.muon_lr, config.muon_momentum), lr=config.lr,
+                                  momentum=config.momentum, weight_decay=config.weight_decay)
+        elif config.optimizer == "sgd":
             self.optimizer = torch.optim.SGD(params, lr=config.lr, momentum=config.momentum,
                                              nesterov=config.momentum > 0, weight_decay=config.weight_decay)
         elif config.optimizer == "adam":
