@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+import weakref
 from dataclasses import dataclass
 
 import numpy as np
@@ -52,29 +54,44 @@ def probabilities(model: nn.Module, image: Image.Image, tta: bool = False) -> np
     return torch.softmax(logits.float(), dim=1)[0].numpy()
 
 
+_SALIENCY_LAYERS: weakref.WeakKeyDictionary[nn.Module, str] = weakref.WeakKeyDictionary()
+
+
 def saliency_layer(model: nn.Module, size: int = 32, min_side: int = 6) -> nn.Module:
     """The last convolution whose output is still at least ``min_side`` pixels wide:
     late enough to be semantic, early enough for a map with some resolution."""
-    sides: list[tuple[nn.Module, int]] = []
-    handles = [m.register_forward_hook(lambda m, i, o: sides.append((m, o.shape[-1])))
-               for m in model.modules() if isinstance(m, nn.Conv2d)]
-    try:
-        with torch.no_grad():
-            model.eval()(torch.zeros(1, 3, size, size))
-    finally:
-        for handle in handles:
-            handle.remove()
-    wide = [module for module, side in sides if side >= min_side]
-    return wide[-1] if wide else sides[-1][0]
+    if model in _SALIENCY_LAYERS:
+        return model.get_submodule(_SALIENCY_LAYERS[model])
+    private = private_copy(model)
+    sides: list[tuple[str, int]] = []
+    for name, module in private.named_modules():
+        if isinstance(module, nn.Conv2d):
+            module.register_forward_hook(lambda m, i, o, name=name: sides.append((name, o.shape[-1])))
+    with torch.no_grad():
+        private(torch.zeros(1, 3, size, size))
+    wide = [name for name, side in sides if side >= min_side]
+    _SALIENCY_LAYERS[model] = wide[-1] if wide else sides[-1][0]
+    return model.get_submodule(_SALIENCY_LAYERS[model])
+
+
+def private_copy(model: nn.Module) -> nn.Module:
+    """An eval-mode copy of ``model`` for work that hooks into it.
+
+    The app caches one model object for every visitor, and a forward hook fires on every
+    caller's forward pass: Grad-CAM in two sessions at once on the shared model mixed their
+    activations up (found by bench/load.py). A copy costs milliseconds.
+    """
+    return copy.deepcopy(model).eval()
 
 
 def saliency(model: nn.Module, image: Image.Image, target: int, layer: nn.Module | None = None) -> np.ndarray:
     """Grad-CAM (captum's LayerGradCam) for class ``target``: a 32 x 32 map in [0, 1]."""
     from captum.attr import LayerAttribution, LayerGradCam
 
-    model.eval()
+    layer_name = next(name for name, module in model.named_modules() if module is (layer or saliency_layer(model)))
+    private = private_copy(model)
     batch = to_tensor(model_input(image)).requires_grad_(True)
-    cam = LayerGradCam(model, layer or saliency_layer(model))
+    cam = LayerGradCam(private, private.get_submodule(layer_name))
     attribution = cam.attribute(batch, target=target, relu_attributions=True)
     heat = LayerAttribution.interpolate(attribution, (32, 32), interpolate_mode="bilinear")[0, 0].detach()
     heat = heat.clamp_min(0)

@@ -137,3 +137,27 @@ def test_shipped_checkpoint_accuracy_on_a_fixed_slice_matches_its_metadata(meta:
     result = classify.evaluate_test_set(model, data.load_dataset(meta["dataset"], "test"), limit=1000)
     # 1,000 images: the slice's accuracy lies within about 3 standard errors of the full test set's.
     assert result.accuracy == pytest.approx(meta["metrics"]["test_accuracy"], abs=0.03)
+
+
+def test_saliency_and_layer_tables_are_safe_when_sessions_share_a_model() -> None:
+    """Streamlit caches one model for every visitor: hooks on it must not mix their forward passes."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    torch.manual_seed(0)
+    model = models.build("fastnet", width=8).eval()
+    pictures = [Image.fromarray(np.random.default_rng(i).integers(0, 255, (32, 32, 3), dtype=np.uint8))
+                for i in range(6)]
+    alone = [classify.saliency(model, picture, 3) for picture in pictures]
+    table = layer_table(model, torch.zeros(1, 3, 32, 32))
+
+    def busy(index: int):
+        picture = pictures[index % len(pictures)]
+        classify.probabilities(model, picture)
+        return classify.saliency(model, picture, 3), layer_table(model, torch.zeros(1, 3, 32, 32))
+
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(busy, range(24)))
+    for index, (heat, rows) in enumerate(results):
+        assert np.allclose(heat, alone[index % len(pictures)], atol=1e-5)
+        assert rows == table
+    assert not model._forward_hooks and all(not m._forward_hooks for m in model.modules())

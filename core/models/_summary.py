@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import copy
+
 import torch
 from torch import nn
 
 
 def layer_table(model: nn.Module, example: torch.Tensor) -> list[dict[str, object]]:
-    """One row per leaf module that runs on ``example``: name, type, output shape, parameters."""
+    """One row per leaf module that runs on ``example``: name, type, output shape, parameters.
+
+    The hooks go on a private copy: the app shares one model object between visitors, and a hook
+    on it would also record (and slow down) everyone else's forward passes.
+    """
+    model = copy.deepcopy(model)
     rows: list[dict[str, object]] = []
-    handles = []
     for name, module in model.named_modules():
         if list(module.children()) or name == "":
             continue
@@ -20,14 +26,7 @@ def layer_table(model: nn.Module, example: torch.Tensor) -> list[dict[str, objec
                          "output shape": " x ".join(map(str, shape)),
                          "parameters": sum(p.numel() for p in module.parameters(recurse=False))})
 
-        handles.append(module.register_forward_hook(record))
-    was_training = model.training
-    try:
-        model.eval()
-        with torch.no_grad():
-            model(example)
-    finally:
-        model.train(was_training)
-        for handle in handles:
-            handle.remove()
+        module.register_forward_hook(record)
+    with torch.no_grad():
+        model.eval()(example)
     return rows
