@@ -105,10 +105,18 @@ def colorfulness(rgb: torch.Tensor) -> torch.Tensor:
     return spread + 0.3 * centre
 
 
-def ciede2000(estimate: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Mean CIEDE2000 colour difference per image (scikit-image's formula)."""
+def ciede2000(estimate: torch.Tensor, target: torch.Tensor, strip_rows: int = 256) -> torch.Tensor:
+    """Mean CIEDE2000 colour difference per image (scikit-image's formula).
+
+    Measured in strips of rows: scikit-image works in float64 with many temporaries, which for
+    a 4-megapixel photo would cost hundreds of MB at once.
+    """
     def lab(images: torch.Tensor) -> np.ndarray:
         return rgb2lab(images.detach().float().clamp(0, 1).permute(0, 2, 3, 1).cpu().numpy(), channel_axis=-1)
 
-    difference = deltaE_ciede2000(lab(estimate), lab(target), channel_axis=-1)
-    return torch.from_numpy(difference.reshape(len(difference), -1).mean(1)).float()
+    total = np.zeros(len(estimate))
+    for top in range(0, estimate.shape[-2], strip_rows):
+        rows = slice(top, top + strip_rows)
+        difference = deltaE_ciede2000(lab(estimate[..., rows, :]), lab(target[..., rows, :]), channel_axis=-1)
+        total += difference.reshape(len(difference), -1).sum(1)
+    return torch.from_numpy(total / (estimate.shape[-2] * estimate.shape[-1])).float()

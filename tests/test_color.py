@@ -140,3 +140,10 @@ def test_chroma_losses_need_a_binned_colorizer() -> None:
     with pytest.raises(ConfigError, match=r"binned colorizers only"):
         TrainConfig(task="colorization", arch="unet_colorizer", loss="chroma_ce").validate()
     TrainConfig(task="colorization", arch="unet_colorizer", arch_args={"binned": True}, loss="chroma_ce").validate()
+
+
+def test_ciede2000_in_strips_equals_the_whole_image() -> None:
+    generator = torch.Generator().manual_seed(1)
+    estimate, target = torch.rand(2, 3, 45, 20, generator=generator), torch.rand(2, 3, 45, 20, generator=generator)
+    whole = color.ciede2000(estimate, target, strip_rows=1000)
+    assert torch.allclose(color.ciede2000(estimate, target, strip_rows=7), whole, rtol=1e-5)

@@ -111,3 +111,13 @@ def test_compare_mode_only_offers_models_that_suit_the_image() -> None:
     assert denoise.suits(mnist, 1, "mnist") and not denoise.suits(cifar, 1, "mnist")
     assert denoise.suits(cifar, 3, None) and not denoise.suits(mnist, 3, None)  # a colour upload
     assert denoise.suits(mnist, 1, None)  # a grey upload
+
+
+def test_ssim_of_a_large_image_is_measured_in_strips_with_the_same_result() -> None:
+    generator = torch.Generator().manual_seed(0)
+    clean = torch.rand(2, 3, 301, 97, generator=generator)
+    noisy = (clean + 0.1 * torch.randn(clean.shape, generator=generator)).clamp(0, 1)
+    whole = metrics.ssim(noisy, clean, strip_rows=10_000)
+    assert torch.allclose(metrics.ssim(noisy, clean, strip_rows=40), whole, atol=1e-6)
+    assert torch.allclose(metrics.ssim(clean, clean, strip_rows=40), torch.ones(2), atol=1e-6)
+    assert float(whole.max()) < 0.99
