@@ -17,9 +17,20 @@ RUN pip install --no-cache-dir --user --extra-index-url https://download.pytorch
 
 COPY --chown=user . .
 
-# The CIFAR-10 test split, fetched and decoded at build time so the gallery works at once.
-RUN python -c "from core.data import load_dataset; load_dataset('cifar10', 'test', download=True)" \
-    && rm -f /home/user/data/cifar-10-python.tar.gz /home/user/data/cifar-10-batches-py/data_batch_*
+# The datasets, fetched and decoded at build time: the galleries work at once and the Train page can train.
+RUN python -c "from core.data import load_dataset; [load_dataset(n, s, download=True) for n in \
+    ('cifar10', 'mnist', 'fashion_mnist') for s in ('test', 'train')]" \
+    && rm -f /home/user/data/cifar-10-python.tar.gz
+
+# A public Space: any visitor can start a training run, so the server caps every run (core.train.config.
+# ServerLimits, enforced in the job manager, not only in the form). 7 minutes of loading and training plus
+# the final test-set evaluation keeps a run under 10 minutes on the Space's 2 vCPUs.
+ENV CIFAR_LAB_MAX_EPOCHS=10 \
+    CIFAR_LAB_MAX_MINUTES=7 \
+    CIFAR_LAB_MAX_TRAIN_IMAGES=20000 \
+    STREAMLIT_SERVER_ENABLE_XSRF_PROTECTION=false
+# XSRF protection is off only here: the Space shows the app in an iframe on huggingface.co, where browsers
+# drop Streamlit's third-party XSRF cookie and every upload fails with "403". See README, "Reliability".
 
 EXPOSE 8501
 HEALTHCHECK --interval=30s --timeout=5s --start-period=60s \

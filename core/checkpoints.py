@@ -24,12 +24,13 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from core import models, paths
-from core.fileio import atomic_write_bytes, temp_path
+from core.fileio import atomic_write_bytes, temp_path, write_synced
 
 REQUIRED_FIELDS = ("name", "task", "architecture", "arch_args", "dataset", "metrics",
                    "measured_by", "recipe", "num_params", "created")
 # Prefixes that DistributedDataParallel and torch.compile add to parameter names.
 _WRAPPER_PREFIXES = ("module.", "_orig_mod.")
+RESUME_SUFFIX = ".resume.safetensors"  # beside a checkpoint: the trainer's state for resuming, not a model
 
 
 class CheckpointError(ValueError):
@@ -77,13 +78,19 @@ def save(model: nn.Module, path: str | Path, meta: dict[str, Any]) -> dict[str, 
         raise ValueError(f"checkpoint metadata lacks {', '.join(missing)}")
     payload = json.dumps(sidecar, indent=2, sort_keys=True, default=_json_default).encode()
 
-    weights_tmp = temp_path(weights_path)
+    # Both files are written in full before either is renamed into place: a full disk or a
+    # read-only folder fails here and leaves the previous pair untouched.
+    weights_tmp, sidecar_tmp = temp_path(weights_path), None
     try:
         save_file(state_dict_for_saving(model), str(weights_tmp), metadata={"architecture": sidecar["architecture"]})
+        sidecar_tmp = temp_path(weights_path.with_suffix(".json"))
+        write_synced(sidecar_tmp, payload)
         os.replace(weights_tmp, weights_path)
+        os.replace(sidecar_tmp, weights_path.with_suffix(".json"))
     finally:
         weights_tmp.unlink(missing_ok=True)
-    atomic_write_bytes(weights_path.with_suffix(".json"), payload)
+        if sidecar_tmp is not None:
+            sidecar_tmp.unlink(missing_ok=True)
     return sidecar
 
 
@@ -158,12 +165,7 @@ def _read_weights(weights_path: Path) -> dict[str, torch.Tensor]:
         tensors = load_file(str(weights_path))
     except (SafetensorError, OSError, ValueError) as error:
         raise CheckpointError(f"{weights_path.name} is not a readable safetensors file ({error}).") from None
-    cleaned = {}
-    for key, value in tensors.items():
-        for prefix in _WRAPPER_PREFIXES:
-            key = key.removeprefix(prefix)
-        cleaned[key] = value
-    return cleaned
+    return {_unwrapped(key): value for key, value in tensors.items()}
 
 
 def load(name_or_path: str | Path) -> tuple[nn.Module, dict[str, Any]]:
@@ -174,11 +176,8 @@ def load(name_or_path: str | Path) -> tuple[nn.Module, dict[str, Any]]:
     """
     weights_path = resolve(name_or_path)
     meta = read_meta(weights_path)
-    arch_args = dict(meta["arch_args"])
-    if arch_args.get("pretrained"):
-        arch_args["pretrained"] = False  # the weights come from this file: nothing to download
     try:
-        model = models.build(meta["architecture"], **arch_args)
+        model = models.build(meta["architecture"], **_offline(meta["arch_args"]))
     except ValueError as error:
         raise CheckpointError(f"{weights_path.with_suffix('.json').name}: {error}") from None
     state = _read_weights(weights_path)
@@ -193,6 +192,11 @@ def load(name_or_path: str | Path) -> tuple[nn.Module, dict[str, Any]]:
     return model.eval(), meta
 
 
+def _offline(arch_args: dict[str, Any]) -> dict[str, Any]:
+    """``arch_args`` without a request for pretrained weights: a checkpoint brings its own, nothing is downloaded."""
+    return {**arch_args, "pretrained": False} if arch_args.get("pretrained") else dict(arch_args)
+
+
 def scan_checkpoints(task: str | None = None) -> tuple[list[dict[str, Any]], list[Problem]]:
     """Usable checkpoint metas (optionally of one task) and the files that were skipped."""
     metas: list[dict[str, Any]] = []
@@ -201,12 +205,12 @@ def scan_checkpoints(task: str | None = None) -> tuple[list[dict[str, Any]], lis
         if not folder.is_dir():
             continue
         for path in sorted(folder.iterdir()):
-            if path.name.startswith(".") or path.is_dir():
-                continue
+            if path.name.startswith(".") or path.is_dir() or path.name.endswith(RESUME_SUFFIX):
+                continue  # hidden temporaries, folders, and the trainer's resume state
             if path.suffix == ".safetensors":
                 try:
                     meta = read_meta(path)
-                    _check_header(path)
+                    _check_fits(path, meta)
                 except CheckpointError as error:
                     problems.append(Problem(path, str(error)))
                     continue
@@ -220,13 +224,49 @@ def scan_checkpoints(task: str | None = None) -> tuple[list[dict[str, Any]], lis
     return metas, problems
 
 
-def _check_header(weights_path: Path) -> None:
-    """Cheap validity check: the safetensors header parses and the file is long enough."""
+_FITS: dict[tuple[str, int, int], str | None] = {}  # (path, mtime, size) -> the problem, or None
+
+
+def _check_fits(weights_path: Path, meta: dict[str, Any]) -> None:
+    """The safetensors header parses and its tensor names and shapes are the architecture's.
+
+    Reads only the header, and remembers the answer per file version, so listing stays cheap.
+    """
+    stat = weights_path.stat()
+    key = (str(weights_path), stat.st_mtime_ns, stat.st_size)
+    if key not in _FITS:
+        _FITS[key] = _fit_problem(weights_path, meta)
+    if _FITS[key]:
+        raise CheckpointError(_FITS[key])
+
+
+def _fit_problem(weights_path: Path, meta: dict[str, Any]) -> str | None:
     try:
         with safe_open(str(weights_path), framework="pt") as handle:
-            handle.keys()
+            names = handle.keys()
+            shapes = {_unwrapped(name): tuple(handle.get_slice(name).get_shape()) for name in names}
     except (SafetensorError, OSError, ValueError) as error:
-        raise CheckpointError(f"{weights_path.name} is not a readable safetensors file ({error}).") from None
+        return f"{weights_path.name} is not a readable safetensors file ({error})."
+    try:
+        model = models.build(meta["architecture"], **_offline(meta["arch_args"]))
+    except (ValueError, TypeError) as error:
+        return f"{weights_path.with_suffix('.json').name}: {error}"
+    expected = {name: tuple(value.shape) for name, value in model.state_dict().items()}
+    missing, unexpected = sorted(expected.keys() - shapes.keys()), sorted(shapes.keys() - expected.keys())
+    wrong = sorted(name for name in expected.keys() & shapes.keys() if expected[name] != shapes[name])
+    if not (missing or unexpected or wrong):
+        return None
+    details = [f"{len(names)} {what} (e.g. {names[0]})" for what, names in
+               (("missing tensors", missing), ("unexpected tensors", unexpected), ("tensors of the wrong shape",
+                                                                                   wrong)) if names]
+    return (f"The weights in {weights_path.name} do not fit {meta['architecture']} with {meta['arch_args']}: "
+            f"{', '.join(details)}.")
+
+
+def _unwrapped(name: str) -> str:
+    for prefix in _WRAPPER_PREFIXES:
+        name = name.removeprefix(prefix)
+    return name
 
 
 def list_checkpoints(task: str | None = None) -> list[dict[str, Any]]:

@@ -18,13 +18,19 @@ def temp_path(target: Path) -> Path:
     return Path(name)
 
 
+def write_synced(path: Path, payload: bytes) -> None:
+    """Write ``payload`` to ``path`` and flush it to the disk, so a rename after it publishes whole data."""
+    with open(path, "wb") as handle:
+        handle.write(payload)
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
 def atomic_write_bytes(target: Path, payload: bytes) -> None:
+    """Replace ``target`` with ``payload`` in one step: readers see the old file or the new one."""
     tmp = temp_path(target)
     try:
-        with open(tmp, "wb") as handle:
-            handle.write(payload)
-            handle.flush()
-            os.fsync(handle.fileno())
+        write_synced(tmp, payload)
         os.replace(tmp, target)
     finally:
         tmp.unlink(missing_ok=True)

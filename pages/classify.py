@@ -28,11 +28,7 @@ if meta is None:
         "No classification checkpoint is installed yet. Train one on the **Train** page (the Quick preset "
         "takes about ten minutes on a CPU) and it appears here as soon as it finishes.", icon=":material/inventory_2:")
     st.stop()
-try:
-    model, meta = model_of(meta)
-except checkpoints.CheckpointError as error:
-    st.error(f"This checkpoint cannot be loaded: {error}")
-    st.stop()
+model, meta = model_of(meta)
 classes = list(data.DATASETS[meta["dataset"]].classes)
 if meta["arch_args"].get("in_channels", 3) != 3:
     st.warning(f"{meta['name']} was trained on {data.DATASETS[meta['dataset']].title} (grey digits or clothes); "

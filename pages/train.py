@@ -16,6 +16,7 @@ from core.train.config import (
     PRESETS,
     SCHEDULES,
     TASK_DATASETS,
+    ServerLimits,
 )
 from core.train.jobs import JOBS, TrainerBusy
 from core.train.runs import RunStore
@@ -28,6 +29,11 @@ SCHEDULE_LABELS = {"onecycle": "one-cycle (warm-up, linear decay)", "cosine": "c
 OPTIMIZER_LABELS = {"sgd": "SGD (Nesterov)", "adam": "Adam", "adamw": "AdamW", "muon": "Muon (conv filters) + SGD"}
 LOSS_LABELS = {"mse": "MSE", "l1": "L1", "chroma_ce": "chroma bins (cross-entropy)",
                "chroma_ce_rebalanced": "chroma bins, rare colours boosted"}
+try:
+    LIMITS = ServerLimits.from_env()
+except ValueError as error:
+    st.error(f"Training is switched off: this server's limits are misconfigured ({error})", icon=":material/block:")
+    st.stop()
 
 st.title("Train")
 st.markdown(
@@ -48,6 +54,8 @@ with st.container(border=True):
     preset_label = top[1].selectbox("Preset", list(PRESETS[task]), key=f"preset-{task}")
     preset = TrainConfig(task=task, **PRESETS[task][preset_label])
     st.caption(PRESET_NOTES[task][preset_label])
+    if LIMITS.active:
+        st.info(LIMITS.describe(), icon=":material/speed:")
     architectures = models.list_architectures(task)
     arch = top[2].selectbox(
         "Architecture", architectures, index=architectures.index(preset.arch) if preset.arch in architectures else 0,

@@ -7,7 +7,9 @@ data is loaded or any thread is started.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field, fields
+import os
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
 from core import data, models, noise
@@ -161,6 +163,75 @@ class TrainConfig:
         if problems:
             raise ConfigError(problems)
         return self
+
+
+@dataclass(frozen=True)
+class ServerLimits:
+    """What a visitor may start on a shared server, read from the environment (unset: no cap).
+
+    ``CIFAR_LAB_MAX_EPOCHS``, ``CIFAR_LAB_MAX_MINUTES`` and ``CIFAR_LAB_MAX_TRAIN_IMAGES``. The
+    job manager applies them to every run it starts, whatever the form sent, so the cap holds on
+    the server and not only in the browser.
+    """
+
+    max_epochs: int | None = None
+    max_minutes: float | None = None
+    max_train_images: int | None = None
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> ServerLimits:
+        environ = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for name, variable, kind in (("max_epochs", "CIFAR_LAB_MAX_EPOCHS", int),
+                                     ("max_minutes", "CIFAR_LAB_MAX_MINUTES", float),
+                                     ("max_train_images", "CIFAR_LAB_MAX_TRAIN_IMAGES", int)):
+            text = environ.get(variable, "").strip()
+            if not text:
+                continue
+            try:
+                value = kind(text)
+            except ValueError:
+                raise ValueError(f"{variable}={text!r} is not a {'whole ' if kind is int else ''}number.") from None
+            if not (math.isfinite(value) and value > 0):
+                raise ValueError(f"{variable} must be above zero, not {text!r}.")
+            values[name] = value
+        return cls(**values)
+
+    @property
+    def active(self) -> bool:
+        return any(v is not None for v in (self.max_epochs, self.max_minutes, self.max_train_images))
+
+    def describe(self) -> str:
+        """The caps as a sentence for the Train page; empty when there are none."""
+        parts = []
+        if self.max_epochs is not None:
+            parts.append(f"{self.max_epochs} epochs")
+        if self.max_train_images is not None:
+            parts.append(f"{self.max_train_images:,} training images")
+        if self.max_minutes is not None:
+            parts.append(f"{self.max_minutes:g} minutes of training")
+        return f"This server allows at most {', '.join(parts)} per run." if parts else ""
+
+    def apply(self, config: TrainConfig) -> TrainConfig:
+        """``config`` with the time cap set; ConfigError if it asks for more than the server allows."""
+        if not self.active:
+            return config
+        problems = []
+        if self.max_epochs is not None and config.epochs > self.max_epochs:
+            problems.append(f"This server allows at most {self.max_epochs} epochs per run, not {config.epochs}.")
+        if self.max_train_images is not None and config.subset is not None and config.subset > self.max_train_images:
+            problems.append(f"This server trains on at most {self.max_train_images:,} images per run, "
+                            f"not {config.subset:,}.")
+        if config.out is not None or config.resume is not None:
+            problems.append("On this server runs are saved to the app's own folder and cannot resume other files.")
+        if problems:
+            raise ConfigError(problems)
+        capped = {}
+        if self.max_train_images is not None and config.subset is None:  # "all images" means all it may have
+            capped["subset"] = self.max_train_images
+        if self.max_minutes is not None:
+            capped["max_minutes"] = min(config.max_minutes or math.inf, self.max_minutes)
+        return replace(config, **capped)
 
 
 # The airbench recipe (KellerJordan/cifar10-airbench), written for a loss averaged over the batch:

@@ -192,9 +192,13 @@ def _autocast(device: torch.device, dtype: torch.dtype | None) -> contextlib.Abs
 
 
 def resume_path(weights: str | Path) -> Path:
-    """The file beside a checkpoint that holds what resuming needs beyond the weights."""
+    """The file beside a checkpoint that holds everything resuming needs, weights included."""
     weights = Path(weights)
-    return weights.with_name(weights.stem + ".resume.safetensors")
+    return weights.with_name(weights.stem + checkpoints.RESUME_SUFFIX)
+
+
+class CheckpointWriteError(OSError):
+    """A checkpoint could not be written (full disk, read-only folder); the previous one is untouched."""
 
 
 class Trainer:
@@ -452,13 +456,24 @@ class Trainer:
                 "last_val_metrics": last.val_metrics if last else {},
             },
         }
-        checkpoints.save(self.model, self.checkpoint_path, meta)
-        self._save_training_state()
+        try:
+            checkpoints.save(self.model, self.checkpoint_path, meta)
+            self._save_training_state()
+        except OSError as error:
+            reason = error.strerror or str(error)
+            raise CheckpointWriteError(
+                f"Could not write the checkpoint to {self.checkpoint_path.parent}: {reason}. Any checkpoint saved "
+                "there before is untouched; free some space or choose another folder, then resume.") from error
 
     def _save_training_state(self) -> None:
-        """Optimizer tensors in safetensors, everything else as JSON in its metadata: no pickle."""
+        """Weights and optimizer tensors in one safetensors file, the rest as JSON in its metadata: no pickle.
+
+        One file, written atomically, so the state a resume starts from is always of a single epoch,
+        whenever the process was killed.
+        """
         state = self.optimizer.state_dict()
-        tensors, scalars = {}, {}
+        tensors = {f"model.{key}": value for key, value in checkpoints.state_dict_for_saving(self.model).items()}
+        scalars = {}
         for index, entries in state["state"].items():
             for key, value in entries.items():
                 if isinstance(value, torch.Tensor):
@@ -487,9 +502,12 @@ class Trainer:
         with safe_open(str(path), framework="pt") as handle:
             metadata = handle.metadata()
         tensors = load_file(str(path))
+        weights = {key.removeprefix("model."): value for key, value in tensors.items() if key.startswith("model.")}
+        if weights:  # older resume files held only the optimizer: the checkpoint's weights are then used
+            self.model.load_state_dict(weights, strict=True)
         state: dict[int, dict[str, Any]] = {}
         for key, value in tensors.items():
-            if key != "_empty":
+            if key != "_empty" and not key.startswith("model."):
                 index, name = key.split(".", 1)
                 state.setdefault(int(index), {})[name] = value.to(self.device)
         for key, value in json.loads(metadata["scalars"]).items():

@@ -15,7 +15,7 @@ from dataclasses import asdict
 from typing import Any
 
 from core import devices
-from core.train.config import TrainConfig
+from core.train.config import ServerLimits, TrainConfig
 from core.train.engine import Callback, EpochRecord, RunResult, Trainer
 from core.train.runs import RunRecorder, RunStore
 
@@ -128,13 +128,17 @@ class JobManager:
         self._lock = threading.Lock()
         self._job: Job | None = None
 
-    def start(self, config: TrainConfig, store: RunStore | None = None) -> Job:
-        """Validate ``config`` and start it, unless a job is running (TrainerBusy)."""
+    def start(self, config: TrainConfig, store: RunStore | None = None, limits: ServerLimits | None = None) -> Job:
+        """Validate ``config``, apply the server's limits and start it, unless a job is running (TrainerBusy).
+
+        ``limits`` default to ``ServerLimits.from_env()``: a public deployment caps every run here.
+        """
+        limits = ServerLimits.from_env() if limits is None else limits
         with self._lock:
             if self._job is not None and self._job.running:
                 raise TrainerBusy("A training run is already in progress on this server; watch it below or "
                                   "wait for it to finish.")
-            job = Job(config.validate(), store)
+            job = Job(limits.apply(config.validate()), store)
             self._job = job
             job.thread.start()
             return job

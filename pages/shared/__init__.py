@@ -52,8 +52,13 @@ def checkpoint_label(meta: dict) -> str:
 
 
 def model_of(meta: dict):
+    """The checkpoint's (model, meta); a file that changed into something unusable stops the page with a message."""
     path = Path(meta["path"])
-    return load_model(str(path), path.stat().st_mtime)
+    try:
+        return load_model(str(path), path.stat().st_mtime)
+    except (checkpoints.CheckpointError, OSError) as error:
+        st.error(f"This checkpoint cannot be loaded: {error}", icon=":material/error:")
+        st.stop()
 
 
 def image_input(key: str, dataset: str = "cifar10") -> ChosenImage | None:
