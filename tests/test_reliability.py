@@ -325,8 +325,8 @@ def test_limits_refuse_big_runs_and_cap_time_on_the_server() -> None:
     with pytest.raises(ConfigError) as refused:
         limits.apply(TrainConfig(epochs=200, subset=50_000, out="/tmp/elsewhere"))
     assert len(refused.value.problems) == 3
-    capped = limits.apply(TrainConfig(epochs=5, subset=None, max_minutes=60))
-    assert capped.max_minutes == 7.0 and capped.subset == 20_000
+    capped = limits.apply(TrainConfig(epochs=5, subset=None, max_minutes=60, tta=True))
+    assert capped.max_minutes == 7.0 and capped.subset == 20_000 and not capped.tta
     assert limits.apply(TrainConfig(epochs=2, subset=100, max_minutes=1)).max_minutes == 1
 
 
