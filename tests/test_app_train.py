@@ -99,3 +99,26 @@ def test_invalid_settings_show_a_message_and_start_nothing(app_home: Path, data_
     assert "This run cannot start" in error
     assert "lr must be between 1e-07 and 10, not -0.5" in error and "weight_decay must be between 0 and 1" in error
     assert JOBS.current() is before
+
+
+def test_the_servers_caps_are_shown_and_enforced(app_home: Path, data_root: Path, monkeypatch) -> None:
+    wait_for_job()
+    before = JOBS.current()
+    monkeypatch.setenv("CIFAR_LAB_MAX_EPOCHS", "3")
+    monkeypatch.setenv("CIFAR_LAB_MAX_MINUTES", "7")
+    app = open_train()
+    assert any("at most 3 epochs" in i.value and "7 minutes" in i.value for i in app.info)
+    fill_tiny_run(app, epochs=4)
+    start(app)
+    (error,) = [e.value for e in app.error]
+    assert "This server allows at most 3 epochs per run, not 4" in error
+    assert JOBS.current() is before
+
+
+def test_misconfigured_caps_switch_training_off_with_a_message(app_home: Path, monkeypatch) -> None:
+    monkeypatch.setenv("CIFAR_LAB_MAX_MINUTES", "soon")
+    app = AppTest.from_file(APP, default_timeout=60)
+    app.switch_page("pages/train.py").run()
+    assert not app.exception
+    assert any("Training is switched off" in e.value and "CIFAR_LAB_MAX_MINUTES" in e.value for e in app.error)
+    assert not [b for b in app.button if b.label == "Start training"]
