@@ -6,13 +6,11 @@ import time
 import numpy as np
 import pandas as pd
 import streamlit as st
-import torch
 
-from core import checkpoints, classify, data, images, models
+from core import checkpoints, classify, data, images
 from core.charts import confusion_figure, probability_bars
-from core.models._summary import layer_table
 from pages import ensure_routed
-from pages.shared import image_input, model_of, pick_checkpoint, test_set
+from pages.shared import explain_model, image_input, model_of, pick_checkpoint, test_set
 
 ensure_routed()
 
@@ -63,12 +61,7 @@ with right:
     st.caption(f"Prediction and saliency map in {elapsed * 1000:.0f} ms on this server's CPU.")
 
 with st.expander("How this model works"):
-    arch = models.get_architecture(meta["architecture"])
-    st.markdown(f"**{arch.title}**. {arch.summary}")
-    channels = meta["arch_args"].get("in_channels", 3)
-    rows = layer_table(model, torch.zeros(1, channels, 32, 32))
-    st.dataframe(pd.DataFrame(rows), hide_index=True, height=300)
-    st.caption(f"{meta['num_params']:,} parameters. Trained with: `{meta['recipe'].get('command', 'unknown')}`")
+    explain_model(model, meta, meta["arch_args"].get("in_channels", 3))
 
 st.subheader("Test-set view")
 

@@ -1,15 +1,12 @@
 """Colorize: a grey image back to colour, measured against the original when there is one."""
 
-from pathlib import Path
 
-import pandas as pd
 import streamlit as st
 import torch
 
-from core import colorize, images, models
-from core.models._summary import layer_table
+from core import colorize, images
 from pages import ensure_routed
-from pages.shared import image_input, model_of, pick_checkpoint
+from pages.shared import download_name, explain_model, image_input, model_of, pick_checkpoint
 
 ensure_routed()
 
@@ -76,16 +73,12 @@ split = st.slider("Before / after: drag to compare the grey input (left) with th
                   0, 100, 50, key="colorize-split", format="%d%%")
 st.image(images.split_view(gray_image, shown(result.image), split / 100),
          width=min(512, 4 * given.luma.shape[2]))
-stem = Path(chosen.caption).stem.replace(" ", "_").replace("#", "").replace(":", "")[:40] or "image"
 st.download_button("Download the colorized image (PNG)", images.png_bytes(images.to_pil(result.image)),
-                   file_name=f"{stem}-colorized.png", mime="image/png", icon=":material/download:",
+                   file_name=download_name(chosen, "colorized"), mime="image/png", icon=":material/download:",
                    key="colorize-download")
 
 with st.expander("How this model works"):
-    arch = models.get_architecture(meta["architecture"])
-    st.markdown(f"**{arch.title}**. {arch.summary}")
     if meta["arch_args"].get("binned"):
         st.markdown(f"This checkpoint decodes its colour distribution at temperature "
                     f"{meta['arch_args'].get('temperature', 1.0):g}.")
-    st.dataframe(pd.DataFrame(layer_table(model, torch.zeros(1, 1, 32, 32))), hide_index=True, height=300)
-    st.caption(f"{meta['num_params']:,} parameters. Trained with: `{meta['recipe'].get('command', 'unknown')}`")
+    explain_model(model, meta, 1)

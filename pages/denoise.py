@@ -7,10 +7,9 @@ import pandas as pd
 import streamlit as st
 import torch
 
-from core import checkpoints, data, denoise, images, models, noise
-from core.models._summary import layer_table
+from core import checkpoints, data, denoise, images, noise
 from pages import ensure_routed
-from pages.shared import checkpoint_label, image_input, model_of
+from pages.shared import checkpoint_label, download_name, explain_model, image_input, model_of
 
 ensure_routed()
 
@@ -162,20 +161,14 @@ else:
 split = st.slider("Before / after: drag to compare the noisy input (left) with the result (right)", 0, 100, 50,
                   key="denoise-split", format="%d%%")
 st.image(images.split_view(shown(noisy), shown(result.image), split / 100), width=min(512, 4 * clean.shape[2]))
-stem = Path(chosen.caption).stem.replace(" ", "_").replace("#", "").replace(":", "")[:40] or "image"
 st.download_button("Download the denoised image (PNG)", images.png_bytes(images.to_pil(result.image)),
-                   file_name=f"{stem}-denoised.png",
+                   file_name=download_name(chosen, "denoised"),
                    mime="image/png", icon=":material/download:", key="denoise-download")
 
 with st.expander("How this model works"):
     if method in by_path:
         model, meta = model_of(by_path[method])
-        arch = models.get_architecture(meta["architecture"])
-        st.markdown(f"**{arch.title}**. {arch.summary}")
-        channels = meta["arch_args"].get("in_channels", 3)
-        st.dataframe(pd.DataFrame(layer_table(model, torch.zeros(1, channels, 32, 32))), hide_index=True,
-                     height=300)
-        st.caption(f"{meta['num_params']:,} parameters. Trained with: `{meta['recipe'].get('command', 'unknown')}`")
+        explain_model(model, meta, meta["arch_args"].get("in_channels", 3))
     else:
         baseline = denoise.BASELINES[method]
         st.markdown(f"**{baseline.title}**. {baseline.summary} No training: it is a fixed algorithm.")

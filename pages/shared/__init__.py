@@ -6,10 +6,13 @@ import random
 from dataclasses import dataclass
 from pathlib import Path
 
+import pandas as pd
 import streamlit as st
+import torch
 from PIL import Image
 
-from core import checkpoints, data, images
+from core import checkpoints, data, images, models
+from core.models._summary import layer_table
 
 UPLOAD_TYPES = ["png", "jpg", "jpeg", "gif", "webp", "tif", "tiff", "bmp"]
 
@@ -97,3 +100,18 @@ def image_input(key: str, dataset: str = "cifar10") -> ChosenImage | None:
     label = int(testset.labels[index])
     image = Image.fromarray(testset.images[index].permute(1, 2, 0).squeeze(-1).numpy())
     return ChosenImage(images.to_rgb(image), f"test image #{index}: {testset.classes[label]}", label, index)
+
+
+def explain_model(model, meta: dict, in_channels: int) -> None:
+    """The "How this model works" body: the architecture's summary, a layer table generated from the model,
+    its size and the command that trained it."""
+    arch = models.get_architecture(meta["architecture"])
+    st.markdown(f"**{arch.title}**. {arch.summary}")
+    st.dataframe(pd.DataFrame(layer_table(model, torch.zeros(1, in_channels, 32, 32))), hide_index=True, height=300)
+    st.caption(f"{meta['num_params']:,} parameters. Trained with: `{meta['recipe'].get('command', 'unknown')}`")
+
+
+def download_name(chosen: ChosenImage, suffix: str) -> str:
+    """A safe PNG file name for a result: the image's caption, shortened, then ``suffix``."""
+    stem = Path(chosen.caption).stem.replace(" ", "_").replace("#", "").replace(":", "")[:40] or "image"
+    return f"{stem}-{suffix}.png"
