@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import weakref
 from dataclasses import dataclass
 
@@ -11,7 +10,7 @@ import torch
 from PIL import Image, ImageOps
 from torch import nn
 
-from core import data
+from core import data, models
 from core.images import to_tensor
 
 # Views averaged by test-time augmentation: (flip, dy, dx). The untranslated pair
@@ -60,36 +59,30 @@ _SALIENCY_LAYERS: weakref.WeakKeyDictionary[nn.Module, str] = weakref.WeakKeyDic
 def saliency_layer(model: nn.Module, size: int = 32, min_side: int = 6) -> nn.Module:
     """The last convolution whose output is still at least ``min_side`` pixels wide:
     late enough to be semantic, early enough for a map with some resolution."""
-    if model in _SALIENCY_LAYERS:
-        return model.get_submodule(_SALIENCY_LAYERS[model])
-    private = private_copy(model)
-    sides: list[tuple[str, int]] = []
-    for name, module in private.named_modules():
-        if isinstance(module, nn.Conv2d):
-            module.register_forward_hook(lambda m, i, o, name=name: sides.append((name, o.shape[-1])))
-    with torch.no_grad():
-        private(torch.zeros(1, 3, size, size))
-    wide = [name for name, side in sides if side >= min_side]
-    _SALIENCY_LAYERS[model] = wide[-1] if wide else sides[-1][0]
-    return model.get_submodule(_SALIENCY_LAYERS[model])
+    return model.get_submodule(_saliency_layer_name(model, size, min_side))
 
 
-def private_copy(model: nn.Module) -> nn.Module:
-    """An eval-mode copy of ``model`` for work that hooks into it.
-
-    The app caches one model object for every visitor, and a forward hook fires on every
-    caller's forward pass: Grad-CAM in two sessions at once on the shared model mixed their
-    activations up (found by bench/load.py). A copy costs milliseconds.
-    """
-    return copy.deepcopy(model).eval()
+def _saliency_layer_name(model: nn.Module, size: int = 32, min_side: int = 6) -> str:
+    if model not in _SALIENCY_LAYERS:
+        private = models.private_copy(model)  # hooks on the shared model would see other sessions' passes
+        sides: list[tuple[str, int]] = []
+        for name, module in private.named_modules():
+            if isinstance(module, nn.Conv2d):
+                module.register_forward_hook(lambda m, i, o, name=name: sides.append((name, o.shape[-1])))
+        with torch.no_grad():
+            private(torch.zeros(1, 3, size, size))
+        wide = [name for name, side in sides if side >= min_side]
+        _SALIENCY_LAYERS[model] = wide[-1] if wide else sides[-1][0]
+    return _SALIENCY_LAYERS[model]
 
 
 def saliency(model: nn.Module, image: Image.Image, target: int, layer: nn.Module | None = None) -> np.ndarray:
     """Grad-CAM (captum's LayerGradCam) for class ``target``: a 32 x 32 map in [0, 1]."""
     from captum.attr import LayerAttribution, LayerGradCam
 
-    layer_name = next(name for name, module in model.named_modules() if module is (layer or saliency_layer(model)))
-    private = private_copy(model)
+    names = {module: name for name, module in model.named_modules()}
+    layer_name = names[layer] if layer is not None else _saliency_layer_name(model)
+    private = models.private_copy(model)  # Grad-CAM hooks its layer: never on the model other sessions share
     batch = to_tensor(model_input(image)).requires_grad_(True)
     cam = LayerGradCam(private, private.get_submodule(layer_name))
     attribution = cam.attribute(batch, target=target, relu_attributions=True)

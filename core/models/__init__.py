@@ -21,8 +21,9 @@ from core.models._registry import (
     build,
     get_architecture,
     list_architectures,
+    private_copy,
     register_model,
 )
 
 __all__ = ["TASKS", "Architecture", "Option", "build", "get_architecture", "list_architectures",
-           "register_model"]
+           "private_copy", "register_model"]

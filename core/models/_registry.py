@@ -7,6 +7,7 @@ offer them and a checkpoint's sidecar can rebuild the model by name.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -77,3 +78,13 @@ def build(architecture: str, **arch_args: Any) -> nn.Module:
         return arch.builder(**arch_args)
     except TypeError as error:
         raise ValueError(f"Bad arguments for {architecture!r}: {error}") from error
+
+
+def private_copy(model: nn.Module) -> nn.Module:
+    """An eval-mode copy of ``model`` for work that hooks into it (Grad-CAM, layer tables).
+
+    The app caches one model object for every visitor, and a forward hook fires on every
+    caller's forward pass: Grad-CAM in two sessions at once on the shared model mixed their
+    activations up (found by bench/load.py). A copy costs milliseconds.
+    """
+    return copy.deepcopy(model).eval()

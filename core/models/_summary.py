@@ -2,19 +2,18 @@
 
 from __future__ import annotations
 
-import copy
-
 import torch
 from torch import nn
+
+from core.models._registry import private_copy
 
 
 def layer_table(model: nn.Module, example: torch.Tensor) -> list[dict[str, object]]:
     """One row per leaf module that runs on ``example``: name, type, output shape, parameters.
 
-    The hooks go on a private copy: the app shares one model object between visitors, and a hook
-    on it would also record (and slow down) everyone else's forward passes.
+    The hooks go on a private copy, so they never see another visitor's forward pass.
     """
-    model = copy.deepcopy(model)
+    model = private_copy(model)
     rows: list[dict[str, object]] = []
     for name, module in model.named_modules():
         if list(module.children()) or name == "":
@@ -28,5 +27,5 @@ def layer_table(model: nn.Module, example: torch.Tensor) -> list[dict[str, objec
 
         module.register_forward_hook(record)
     with torch.no_grad():
-        model.eval()(example)
+        model(example)
     return rows
