@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,7 +24,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from core import models, paths
+from core import models, noise, paths
 from core.fileio import atomic_write_bytes, temp_path, write_synced
 
 REQUIRED_FIELDS = ("name", "task", "architecture", "arch_args", "dataset", "metrics",
@@ -309,9 +310,17 @@ _METRIC_FORMATS = {  # sidecar key -> how a person reads it; keys mapped to None
 }
 
 
+# bench/denoise.py's per-setting keys, e.g. test_psnr_gaussian25 or test_ssim_salt_pepper0.07
+_PER_NOISE = re.compile(rf"^(?P<metric>test_psnr_dataset|test_psnr|test_ssim|ms_per_image)_"
+                        rf"(?P<kind>{'|'.join(noise.KINDS)})(?P<level>[0-9.]+)$")
+
+
 def _format_metric(key: str, value: Any) -> str:
-    if key.startswith("ms_per_image_"):  # bench/denoise.py's per-setting timings: too fine for a summary
-        return ""
+    per_noise = _PER_NOISE.match(key)
+    if per_noise:  # a summary keeps the per-image PSNR of each setting; SSIM, set PSNR and timings are too fine
+        if per_noise["metric"] != "test_psnr":
+            return ""
+        return f"{noise.NoiseSpec(per_noise['kind'], float(per_noise['level'])).label()}: {value:.2f} dB"
     if key in _METRIC_FORMATS:
         template = _METRIC_FORMATS[key]
         return template.format(value) if template else ""

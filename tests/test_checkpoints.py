@@ -59,6 +59,10 @@ def test_summary_rows_read_like_a_person_would_say_them() -> None:
     row = checkpoints.summary_row(meta)
     assert row["test metrics"] == "accuracy 91.93%, with TTA 92.60%, 10.5 ms per image, f1 0.5"
     assert row["parameters"] == "1.97M"
+    denoiser = {**meta, "metrics": {"test_psnr_gaussian25": 28.604, "test_psnr_dataset_gaussian25": 28.42,
+                                    "test_ssim_gaussian25": 0.889, "ms_per_image_gaussian25": 4.6,
+                                    "test_psnr_salt_pepper0.07": 42.294}}
+    assert checkpoints.summary_row(denoiser)["test metrics"] == "Gaussian σ=25: 28.60 dB, salt & pepper 0.07: 42.29 dB"
 
 
 def test_wrapper_prefixes_are_stripped(app_home: Path) -> None:
