@@ -35,8 +35,11 @@ def amp_dtype(device: torch.device) -> torch.dtype | None:
 
 
 def configure_threads(num_threads: int | None = None) -> int:
-    """Use every core for intra-op work (torch defaults to physical cores only)."""
-    count = num_threads or os.cpu_count() or 1
+    """Use every core for intra-op work (torch defaults to physical cores only), unless
+    ``OMP_NUM_THREADS`` asks for fewer: two runs side by side must not fight over the cores."""
+    requested = os.environ.get("OMP_NUM_THREADS", "").strip()
+    count = num_threads or (int(requested) if requested.isdigit() and int(requested) > 0 else 0) \
+        or os.cpu_count() or 1
     torch.set_num_threads(count)
     return count
 

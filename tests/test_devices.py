@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 import torch
 
@@ -32,9 +34,13 @@ def test_unavailable_preference_is_refused(monkeypatch: pytest.MonkeyPatch) -> N
     assert devices.pick_device("cpu").type == "cpu"
 
 
-def test_configure_threads() -> None:
+def test_configure_threads(monkeypatch: pytest.MonkeyPatch) -> None:
     before = torch.get_num_threads()
     try:
         assert devices.configure_threads(1) == 1 and torch.get_num_threads() == 1
+        monkeypatch.setenv("OMP_NUM_THREADS", "1")  # two runs side by side on two cores: one thread each
+        assert devices.configure_threads() == 1
+        monkeypatch.setenv("OMP_NUM_THREADS", "lots")
+        assert devices.configure_threads() == (os.cpu_count() or 1)
     finally:
         torch.set_num_threads(before)

@@ -325,6 +325,9 @@ def test_limits_refuse_big_runs_and_cap_time_on_the_server() -> None:
     with pytest.raises(ConfigError) as refused:
         limits.apply(TrainConfig(epochs=200, subset=50_000, out="/tmp/elsewhere"))
     assert len(refused.value.problems) == 3
+    for reads_a_file in ({"init_from": "/etc/passwd"}, {"teacher": "/tmp/x.safetensors"}, {"resume": "x"}):
+        with pytest.raises(ConfigError, match="cannot read other files"):
+            limits.apply(TrainConfig(epochs=1, **reads_a_file))
     capped = limits.apply(TrainConfig(epochs=5, subset=None, max_minutes=60, tta=True))
     assert capped.max_minutes == 7.0 and capped.subset == 20_000 and not capped.tta
     assert limits.apply(TrainConfig(epochs=2, subset=100, max_minutes=1)).max_minutes == 1

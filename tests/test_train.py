@@ -18,7 +18,8 @@ from core.train import ConfigError, TrainConfig, Trainer
 from core.train.__main__ import main as cli_main
 from core.train.engine import Callback, Lookahead, config_to_command, lr_factor, parameter_groups
 from core.train.runs import RunRecorder, RunStore
-from core.train.tasks import Classification, Colorization, Denoising
+from core.train.tasks import Classification, Colorization, Denoising, TeacherLoss
+from tests.factories import tiny_classifier, tiny_colorizer
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -159,6 +160,9 @@ def test_whitening_bias_trains_only_for_its_epochs(tmp_path: Path) -> None:
         ({"arch_args": {"width": 1e6}}, "width must be between"),
         ({"name": "../escape"}, "cannot be used as a file name"),
         ({"task": "segmentation"}, "Unknown task"),
+        ({"teacher": "fastnet-cifar10"}, "A teacher guides colorizers only"),
+        ({"resume": "a", "init_from": "b"}, "not both"),
+        ({"teacher_weight": -1.0}, "teacher_weight must be between"),
     ],
 )
 def test_bad_configurations_are_refused_before_anything_starts(change: dict, message: str) -> None:
@@ -268,6 +272,41 @@ def test_resume_continues_where_the_checkpoint_left_off(tmp_path: Path, data_roo
     assert resumed.history[-1].train_loss == pytest.approx(straight.history[-1].train_loss, rel=1e-5)
     a, b = load_file(straight.checkpoint), load_file(resumed.checkpoint)
     assert all(torch.allclose(a[k].float(), b[k].float(), atol=1e-5) for k in a)
+
+
+def test_init_from_starts_a_new_run_from_the_checkpoint_weights(tmp_path: Path, data_root: Path) -> None:
+    first = Trainer(tiny(tmp_path / "first", epochs=1)).fit()
+    # A rate too small to move the weights: the new run must end where the old one did, as a run of its own.
+    tuned = Trainer(tiny(tmp_path / "tuned", epochs=1, init_from=first.checkpoint, lr=1e-7,
+                         arch_args={"variant": "baseline", "width": 16})).fit()
+    assert tuned.status == "finished" and [r.epoch for r in tuned.history] == [1]
+    assert Path(tuned.checkpoint).parent == tmp_path / "tuned" / "ckpt"
+    assert checkpoints.read_meta(Path(tuned.checkpoint))["arch_args"]["width"] == 8  # the weights' shape wins
+    a, b = load_file(first.checkpoint), load_file(tuned.checkpoint)
+    assert all(torch.allclose(a[k].float(), b[k].float(), atol=1e-3) for k in a if "running" not in k)
+    assert tuned.test_metrics["test_accuracy"] == pytest.approx(first.test_metrics["test_accuracy"], abs=0.02)
+    with pytest.raises(ValueError, match="Cannot start conv_dae from staged_cnn weights"):
+        Trainer(tiny(tmp_path / "wrong", task="denoising", arch="conv_dae", arch_args={}, dataset="cifar10",
+                     init_from=first.checkpoint, optimizer="adam")).fit()
+
+
+def test_a_teacher_adds_its_divergence_to_the_colorization_loss(tmp_path: Path, data_root: Path) -> None:
+    teacher = tiny_classifier(tmp_path, "teacher")
+    images = torch.rand(4, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    gray = images.mean(1, keepdim=True).expand(-1, 3, -1, -1)
+    plain = Colorization(TrainConfig(task="colorization", arch="unet_colorizer"))
+    guided = Colorization(TrainConfig(task="colorization", arch="unet_colorizer", teacher=str(teacher),
+                                      teacher_weight=2.0))
+    assert float(guided.teacher(images, images)) == pytest.approx(0.0, abs=1e-6)
+    divergence = guided.teacher(gray, images)
+    assert float(divergence) > 0
+    assert float(guided.loss(gray, images)) == pytest.approx(float(plain.loss(gray, images) + 2 * divergence))
+    colorized = gray.clone().requires_grad_(True)
+    guided.loss(colorized, images).backward()
+    assert colorized.grad is not None and colorized.grad.abs().sum() > 0
+    assert all(p.grad is None for p in guided.teacher.model.parameters())  # the teacher stays frozen
+    with pytest.raises(ValueError, match="not a classifier"):
+        TeacherLoss(str(tiny_colorizer(tmp_path, "not-a-teacher")))
 
 
 @pytest.mark.parametrize(

@@ -70,6 +70,9 @@ class TrainConfig:
     name: str | None = None  # checkpoint name; default derived from task, arch and time
     out: str | None = None  # checkpoint folder; default the app's user checkpoint folder
     resume: str | None = None  # a checkpoint (name or path) to continue from
+    init_from: str | None = None  # a checkpoint whose weights start a new run (a fine-tune: fresh optimizer)
+    teacher: str | None = None  # colorization: a classifier whose view of the original the colours must keep
+    teacher_weight: float = 1.0  # colorization: the teacher's share of the loss
     max_minutes: float | None = None  # a server-side time cap; the run stops cleanly past it
 
     def to_dict(self) -> dict[str, Any]:
@@ -139,6 +142,11 @@ class TrainConfig:
         number("seed", 0, 2**31 - 1, integer=True)
         number("whiten_bias_epochs", 0, 1000, integer=True, optional=True)
         number("max_minutes", 0.01, 10_000, optional=True)
+        number("teacher_weight", 0, 1e6)
+        if self.teacher is not None and self.task != "colorization":
+            problems.append("A teacher guides colorizers only.")
+        if self.resume is not None and self.init_from is not None:
+            problems.append("Resume a run or start one from other weights (init_from), not both.")
         if self.optimizer not in OPTIMIZERS:
             problems.append(f"Unknown optimizer {self.optimizer!r}; choose one of {', '.join(OPTIMIZERS)}.")
         elif self.optimizer == "muon" and self.arch not in MUON_ARCHS:
@@ -223,8 +231,9 @@ class ServerLimits:
         if self.max_train_images is not None and config.subset is not None and config.subset > self.max_train_images:
             problems.append(f"This server trains on at most {self.max_train_images:,} images per run, "
                             f"not {config.subset:,}.")
-        if config.out is not None or config.resume is not None:
-            problems.append("On this server runs are saved to the app's own folder and cannot resume other files.")
+        if any(value is not None for value in (config.out, config.resume, config.init_from, config.teacher)):
+            problems.append("On this server runs are saved to the app's own folder and cannot read other files "
+                            "(out, resume, init_from, teacher).")
         if problems:
             raise ConfigError(problems)
         capped = {}

@@ -303,12 +303,15 @@ class Trainer:
         config = self.config
         self.arch_args = default_arch_args(config, self.train_data)
         self.start_epoch = 0
-        if config.resume:
-            self.model, meta = checkpoints.load(config.resume)
+        source = config.resume or config.init_from  # init_from: these weights, a fresh optimizer and schedule
+        if source:
+            self.model, meta = checkpoints.load(source)
             if meta["architecture"] != config.arch:
-                raise ValueError(f"Cannot resume {meta['architecture']} weights as {config.arch}.")
-            self.arch_args = meta["arch_args"]
-            self.checkpoint_path = checkpoints.resolve(config.resume)
+                raise ValueError(f"Cannot {'resume' if config.resume else 'start'} {config.arch} from "
+                                 f"{meta['architecture']} weights.")
+            self.arch_args = meta["arch_args"]  # the weights fix the shape
+            if config.resume:
+                self.checkpoint_path = checkpoints.resolve(config.resume)
         else:
             self.model = models.build(config.arch, **self.arch_args)
             if hasattr(self.model, "init_from_data"):  # e.g. the fast net's whitening layer

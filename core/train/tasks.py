@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from core import color, metrics, noise
+from core import checkpoints, color, metrics, noise
 from core.train.config import TrainConfig
 
 
@@ -80,6 +80,29 @@ class Denoising(Task):
         return {"psnr": metrics.psnr(output, target).sum(), "mse": metrics.per_image_mse(output, target).sum()}
 
 
+class TeacherLoss:
+    """KL divergence from a frozen classifier's prediction on the original to its prediction on the colorized image.
+
+    A squared error is content with any colour near the average; the teacher asks that the colours
+    keep what a classifier reads from the original, so grass stays green and sky blue. The teacher is
+    a different network from the one ``bench/colorize.py`` scores with, so the benchmark stays a fair test.
+    """
+
+    def __init__(self, checkpoint: str) -> None:
+        self.model, meta = checkpoints.load(checkpoint)
+        if meta["task"] != "classification":
+            raise ValueError(f"The teacher {checkpoint!r} is a {meta['task']} model, not a classifier.")
+        self.model.requires_grad_(False)
+
+    def __call__(self, colorized: torch.Tensor, original: torch.Tensor) -> torch.Tensor:
+        self.model.to(colorized.device)
+        with torch.no_grad():
+            target = F.log_softmax(self.model(original.float()).float(), dim=1)
+        estimate = F.log_softmax(self.model(colorized.float()).float(), dim=1)
+        return F.kl_div(estimate, target, log_target=True, reduction="batchmean")
+
+
+
 class Colorization(Denoising):
     """Luma in, RGB out. A binned colorizer's training output carries its chroma-bin logits
     after the three RGB channels; the chroma losses train those, the others the RGB."""
@@ -90,15 +113,19 @@ class Colorization(Denoising):
         Task.__init__(self, config)
         self.chroma_loss = color.ChromaBinLoss(rebalance=config.loss == "chroma_ce_rebalanced") \
             if config.loss.startswith("chroma_ce") else None
+        self.teacher = TeacherLoss(config.teacher) if config.teacher else None
 
     def prepare(self, images, labels, generator):
         return color.luma(images), images
 
     def loss(self, output, target):
         if self.chroma_loss is not None and output.shape[1] > 3:
-            return self.chroma_loss(output[:, 3:], target)
-        # Evaluation sees RGB only (no logits): its loss is then the RGB squared error.
-        return super().loss(output[:, :3], target)
+            loss = self.chroma_loss(output[:, 3:], target)
+        else:  # evaluation sees RGB only (no logits): its loss is then the RGB error
+            loss = super().loss(output[:, :3], target)
+        if self.teacher is not None:
+            loss = loss + self.config.teacher_weight * self.teacher(output[:, :3], target)
+        return loss
 
     def metric_sums(self, output, target):
         return super().metric_sums(output[:, :3], target)
