@@ -12,6 +12,7 @@ users go to the app's data folder. ``list_checkpoints`` lists both.
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 from dataclasses import dataclass
@@ -273,6 +274,21 @@ def _unwrapped(name: str) -> str:
 def list_checkpoints(task: str | None = None) -> list[dict[str, Any]]:
     """The metas of every usable checkpoint, shipped and user-trained, optionally of one task."""
     return scan_checkpoints(task)[0]
+
+
+HEADLINE_METRICS = {"classification": "test_accuracy", "colorization": "test_psnr_dataset"}
+
+
+def best_first(metas: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``metas`` ordered by their task's headline test metric, best first; unmeasured ones keep their order, last.
+
+    A model selector then opens on the most accurate (or most faithful) checkpoint rather than the
+    alphabetically first one.
+    """
+    def rank(meta: dict[str, Any]) -> float:
+        value = meta["metrics"].get(HEADLINE_METRICS.get(meta["task"], ""))
+        return -float(value) if isinstance(value, (int, float)) and math.isfinite(value) else math.inf
+    return sorted(metas, key=rank)
 
 
 def summary_row(meta: dict[str, Any]) -> dict[str, Any]:

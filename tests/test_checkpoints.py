@@ -65,6 +65,19 @@ def test_summary_rows_read_like_a_person_would_say_them() -> None:
     assert checkpoints.summary_row(denoiser)["test metrics"] == "Gaussian σ=25: 28.60 dB, salt & pepper 0.07: 42.29 dB"
 
 
+def test_selectors_open_on_the_best_measured_checkpoint() -> None:
+    def meta(name: str, task: str, **metrics: float) -> dict:
+        return {"name": name, "task": task, "metrics": metrics}
+    colorizers = [meta("a-unmeasured", "colorization"), meta("b-vivid", "colorization", test_psnr_dataset=22.19),
+                  meta("c-faithful", "colorization", test_psnr_dataset=23.55),
+                  meta("d-broken", "colorization", test_psnr_dataset=float("nan"))]
+    assert [m["name"] for m in checkpoints.best_first(colorizers)] == ["c-faithful", "b-vivid", "a-unmeasured",
+                                                                      "d-broken"]
+    classifiers = [meta("fast", "classification", test_accuracy=0.9374),
+                   meta("staged", "classification", test_accuracy=0.8907, test_psnr_dataset=99.0)]
+    assert [m["name"] for m in checkpoints.best_first(classifiers)] == ["fast", "staged"]
+
+
 def test_wrapper_prefixes_are_stripped(app_home: Path) -> None:
     model = tiny_classifier()
     wrapped = torch.nn.Module()

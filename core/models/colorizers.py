@@ -2,10 +2,11 @@
 
 Both predict only the chroma (Cb, Cr) and recombine it with the input's own luma,
 so brightness and detail are never damaged. Their head either regresses the chroma
-(the faithful colorizers: the least-squares estimate) or classifies it into bins on
-a grid and decodes the distribution with an annealed mean (the vivid ones; see
-``core.color``). In training, a binned colorizer also returns its bin logits after
-the three RGB channels, for the loss.
+(the least-squares estimate) or classifies it into bins on a grid and decodes the
+distribution with an annealed mean (see ``core.color``): the shipped faithful U-Net is
+binned with plain cross-entropy, the vivid one binned with rare colours weighted up.
+In training, a binned colorizer also returns its bin logits after the three RGB
+channels, for the loss.
 """
 
 from __future__ import annotations
@@ -132,7 +133,7 @@ class ResNetColorizer(Colorizer):
 
 
 COLOR_HEAD_OPTIONS = (
-    Option("binned", False, "classify chroma into bins (vivid) instead of regressing it (faithful)",
+    Option("binned", False, "classify chroma into bins instead of regressing it",
            choices=(False, True)),
     Option("temperature", 1.0, "binned only: the annealed mean's temperature (lower is more vivid)",
            minimum=0.05, maximum=3.0),
@@ -140,10 +141,12 @@ COLOR_HEAD_OPTIONS = (
 HOW_IT_WORKS = (
     "The image's lightness is known; only its colour is missing. The network therefore predicts just the two "
     "chroma channels (Cb and Cr) from the grey input and recombines them with the input's own lightness, so "
-    "brightness and detail are never damaged. A faithful colorizer regresses the chroma with a squared error, "
-    "which lands on the average of all plausible colours: safe, but muted. A vivid colorizer classifies each "
-    "pixel's chroma into one of 441 bins instead, with rare (saturated) colours weighted up in the loss, and "
-    "decodes the predicted distribution with an annealed mean that leans towards its likeliest colours. "
+    "brightness and detail are never damaged. Regressing the chroma with a squared error lands on the average "
+    "of all plausible colours: safe, but muted. Classifying each pixel's chroma into one of 441 bins instead "
+    "keeps the whole distribution: decoded by its mean it is the most faithful (the shipped faithful U-Net); "
+    "with rare (saturated) colours weighted up in the loss and an annealed mean that leans towards the "
+    "likeliest colours, it is vivid. A fine-tune may add a frozen classifier as a teacher, so colours that "
+    "change what the image shows cost more. "
     "Chroma varies smoothly, so it is predicted at the model's working size and upsampled onto a large photo's "
     "full-resolution lightness."
 )

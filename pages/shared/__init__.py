@@ -39,7 +39,7 @@ def load_model(path: str, modified: float):
 
 def pick_checkpoint(task: str, key: str) -> dict | None:
     """A selectbox over every checkpoint of ``task``, shipped and user-trained; None if there are none."""
-    metas = checkpoints.list_checkpoints(task)
+    metas = checkpoints.best_first(checkpoints.list_checkpoints(task))
     if not metas:
         return None
     names = [m["path"] for m in metas]
