@@ -304,7 +304,12 @@ def test_a_teacher_adds_its_divergence_to_the_colorization_loss(tmp_path: Path, 
     colorized = gray.clone().requires_grad_(True)
     guided.loss(colorized, images).backward()
     assert colorized.grad is not None and colorized.grad.abs().sum() > 0
-    assert all(p.grad is None for p in guided.teacher.model.parameters())  # the teacher stays frozen
+    assert all(p.grad is None for p in guided.teacher.models[0].parameters())  # the teacher stays frozen
+    second = tiny_classifier(tmp_path, "second-teacher", width=12)
+    pair = TeacherLoss(f"{teacher}, {second}")
+    alone = TeacherLoss(str(second))
+    assert float(alone(gray, images)) != pytest.approx(float(divergence), rel=1e-3)  # two different teachers
+    assert float(pair(gray, images)) == pytest.approx((float(divergence) + float(alone(gray, images))) / 2, rel=1e-5)
     with pytest.raises(ValueError, match="not a classifier"):
         TeacherLoss(str(tiny_colorizer(tmp_path, "not-a-teacher")))
 

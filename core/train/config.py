@@ -71,7 +71,7 @@ class TrainConfig:
     out: str | None = None  # checkpoint folder; default the app's user checkpoint folder
     resume: str | None = None  # a checkpoint (name or path) to continue from
     init_from: str | None = None  # a checkpoint whose weights start a new run (a fine-tune: fresh optimizer)
-    teacher: str | None = None  # colorization: a classifier whose view of the original the colours must keep
+    teacher: str | None = None  # colorization: classifiers (comma-separated) whose view of the original to keep
     teacher_weight: float = 1.0  # colorization: the teacher's share of the loss
     max_minutes: float | None = None  # a server-side time cap; the run stops cleanly past it
 

@@ -81,26 +81,32 @@ class Denoising(Task):
 
 
 class TeacherLoss:
-    """KL divergence from a frozen classifier's prediction on the original to its prediction on the colorized image.
+    """KL divergence from frozen classifiers' predictions on the original to their predictions on the colorized image.
 
-    A squared error is content with any colour near the average; the teacher asks that the colours
-    keep what a classifier reads from the original, so grass stays green and sky blue. The teacher is
-    a different network from the one ``bench/colorize.py`` scores with, so the benchmark stays a fair test.
+    A squared error is content with any colour near the average; the teachers ask that the colours
+    keep what a classifier reads from the original, so grass stays green and sky blue. Several
+    teachers (names separated by commas) are averaged: colours that satisfy different networks are
+    less likely to be tuned to one network's quirks. None should be the network ``bench/colorize.py``
+    scores with, so the benchmark stays a fair test.
     """
 
     def __init__(self, checkpoint: str) -> None:
-        self.model, meta = checkpoints.load(checkpoint)
-        if meta["task"] != "classification":
-            raise ValueError(f"The teacher {checkpoint!r} is a {meta['task']} model, not a classifier.")
-        self.model.requires_grad_(False)
+        self.models = []
+        for name in (part.strip() for part in checkpoint.split(",")):
+            model, meta = checkpoints.load(name)
+            if meta["task"] != "classification":
+                raise ValueError(f"The teacher {name!r} is a {meta['task']} model, not a classifier.")
+            self.models.append(model.requires_grad_(False))
 
     def __call__(self, colorized: torch.Tensor, original: torch.Tensor) -> torch.Tensor:
-        self.model.to(colorized.device)
-        with torch.no_grad():
-            target = F.log_softmax(self.model(original.float()).float(), dim=1)
-        estimate = F.log_softmax(self.model(colorized.float()).float(), dim=1)
-        return F.kl_div(estimate, target, log_target=True, reduction="batchmean")
-
+        total = colorized.new_zeros((), dtype=torch.float32)
+        for model in self.models:
+            model.to(colorized.device)
+            with torch.no_grad():
+                target = F.log_softmax(model(original.float()).float(), dim=1)
+            estimate = F.log_softmax(model(colorized.float()).float(), dim=1)
+            total = total + F.kl_div(estimate, target, log_target=True, reduction="batchmean")
+        return total / len(self.models)
 
 
 class Colorization(Denoising):
