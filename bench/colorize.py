@@ -9,9 +9,14 @@ beside the originals'. Semantic plausibility: the shipped fast classifier's accu
 and the share of the accuracy lost to grey that the colorization wins back.
 
 ``--sweep NAME`` instead decodes a binned checkpoint at several temperatures on 5,000
-training images (never the test set) to choose its temperature.
+training images (never the test set) to choose its temperature. ``--held-out NAME ...``
+scores fine-tunes on the 2,000 training images they held out (``--val-size 2000``), with
+two classifiers as judges, to choose among them. ``--ceilings`` asks what the fast net
+makes of the *true* colours, desaturated or blurred: how right colours must be to win back
+the accuracy lost to grey.
 
 Usage: python bench/colorize.py [--write] [--only NAME] [--limit N] [--sweep NAME]
+                                [--held-out NAME ...] [--ceilings]
 """
 
 from __future__ import annotations
@@ -25,12 +30,16 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import torch
+import torch.nn.functional as F
 
 from core import checkpoints, color, colorize, data, devices, metrics
+from core.train.engine import split_train_val
 
 BATCH = 500
 CLASSIFIER = "fastnet-cifar10"
 SWEEP_TEMPERATURES = (0.6, 0.8, 1.0, 1.2, 1.4, 1.7, 2.0)
+HELD_OUT = 2000  # the fine-tunes' --val-size: these training images never trained them
+JUDGES = (CLASSIFIER, "intermediate-block-cifar10")
 
 
 @dataclass
@@ -98,16 +107,76 @@ def sweep(name: str) -> None:
         print(f"| {temperature:g} | {psnr:.2f} | {colorful:.1f} | {colorful / original:.0%} |")
 
 
+def accuracy_of(classifier, images: torch.Tensor, labels: torch.Tensor) -> float:
+    return float((batched(classifier, images).argmax(1) == labels).float().mean())
+
+
+def won_back(accuracy: float, gray: float, original: float) -> str:
+    return f"{(accuracy - gray) / (original - gray):.0%}"
+
+
+def held_out(names: list[str]) -> None:
+    """Fine-tunes scored on the training images they held out. The judges trained on these images, so
+    their accuracies are high; the comparison between colorizers is what counts."""
+    train = data.load_dataset("cifar10", "train")
+    _, (images, labels) = split_train_val(train.images, train.labels, HELD_OUT)
+    originals = images.float().div(255)
+    luma = color.luma(originals)
+    judges = {judge: checkpoints.load(judge)[0] for judge in JUDGES}
+    baselines = {judge: (accuracy_of(model, colorize.gray_rgb(luma), labels), accuracy_of(model, originals, labels))
+                 for judge, model in judges.items()}
+    gray_psnr = metrics.psnr_from_mse(float(metrics.per_image_mse(colorize.gray_rgb(luma), originals).mean()))
+    print(f"{HELD_OUT:,} held-out CIFAR-10 training images; grey {gray_psnr:.2f} dB; "
+          + "; ".join(f"{judge}: grey {gray:.2%}, originals {original:.2%}"
+                      for judge, (gray, original) in baselines.items()) + "\n")
+    print("| colorizer | PSNR of the MSE (dB) | " + " | ".join(f"{judge}: won back" for judge in JUDGES) + " |")
+    print("|---|---:|" + "---:|" * len(JUDGES))
+    for name in names:
+        model, _ = checkpoints.load(name)
+        output = batched(model, luma)
+        psnr = metrics.psnr_from_mse(float(metrics.per_image_mse(output, originals).mean()))
+        recovered = [won_back(accuracy_of(judges[judge], output, labels), *baselines[judge]) for judge in JUDGES]
+        print(f"| {name} | {psnr:.2f} | " + " | ".join(recovered) + " |")
+
+
+def ceilings(limit: int | None) -> None:
+    """The fast net's accuracy on the test images recoloured with their own chroma, weakened two ways."""
+    test = data.load_dataset("cifar10", "test")
+    originals, labels = test.images[:limit].float().div(255), test.labels[:limit]
+    luma, chroma = color.luma(originals), color.chroma(originals)
+    classifier = checkpoints.load(CLASSIFIER)[0]
+    gray = accuracy_of(classifier, colorize.gray_rgb(luma), labels)
+    original = accuracy_of(classifier, originals, labels)
+    variants = [(f"true chroma x {scale:g} (desaturated)", chroma * scale) for scale in (0.25, 0.5, 0.75)]
+    variants += [(f"true chroma averaged over {side}x{side} pixels", F.interpolate(
+        F.avg_pool2d(chroma, side), scale_factor=side, mode="bilinear")) for side in (2, 4, 8, 16, 32)]
+    print(f"{CLASSIFIER} on {'the first ' + str(limit) if limit else 'all'} CIFAR-10 test images: "
+          f"originals {original:.2%}, grey {gray:.2%}\n")
+    print("| colours given | classifier accuracy | accuracy lost to grey, won back |")
+    print("|---|---:|---:|")
+    for label, variant in variants:
+        accuracy = accuracy_of(classifier, color.combine(luma, variant), labels)
+        print(f"| {label} | {accuracy:.2%} | {won_back(accuracy, gray, original)} |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--write", action="store_true", help="store the numbers in shipped checkpoints' sidecars")
     parser.add_argument("--only", help="measure only this checkpoint (and the baselines)")
     parser.add_argument("--limit", type=int, help="use only the first N test images (quick checks)")
     parser.add_argument("--sweep", metavar="NAME", help="choose a binned checkpoint's temperature on training images")
+    parser.add_argument("--held-out", nargs="+", metavar="NAME", help="score fine-tunes on their held-out images")
+    parser.add_argument("--ceilings", action="store_true", help="the fast net on desaturated or blurred true colours")
     args = parser.parse_args()
     devices.configure_threads()
     if args.sweep:
         sweep(args.sweep)
+        return
+    if args.held_out:
+        held_out(args.held_out)
+        return
+    if args.ceilings:
+        ceilings(args.limit)
         return
     test = data.load_dataset("cifar10", "test")
     originals, labels = test.images[:args.limit].float().div(255), test.labels[:args.limit]
