@@ -58,6 +58,20 @@ def batched(fn, inputs: torch.Tensor) -> torch.Tensor:
         return torch.cat([fn(inputs[start:start + BATCH]) for start in range(0, len(inputs), BATCH)])
 
 
+def psnr_dataset(output: torch.Tensor, originals: torch.Tensor) -> float:
+    """PSNR of the mean squared error over every pixel (exactly grey images make per-image PSNR infinite)."""
+    return metrics.psnr_from_mse(float(metrics.per_image_mse(output, originals).mean()))
+
+
+def accuracy_of(classifier, images: torch.Tensor, labels: torch.Tensor) -> float:
+    return metrics.accuracy(batched(classifier, images), labels)
+
+
+def recovered(accuracy: float, gray: float, original: float) -> float:
+    """The share of the accuracy lost to grey that ``accuracy`` wins back."""
+    return (accuracy - gray) / (original - gray)
+
+
 def per_batch(fn, output: torch.Tensor, originals: torch.Tensor) -> float:
     """The mean of a per-image metric, computed batch by batch."""
     return float(torch.cat([fn(output[start:start + BATCH], originals[start:start + BATCH])
@@ -68,9 +82,8 @@ def score(method: str, output: torch.Tensor, originals: torch.Tensor, classifier
           ms_per_image: float | None) -> Row:
     accuracy = None
     if classifier is not None:
-        accuracy = float((batched(classifier, output).argmax(1) == labels).float().mean())
-    mse = float(metrics.per_image_mse(output, originals).mean())
-    return Row(method, metrics.psnr_from_mse(mse), per_batch(metrics.ssim, output, originals),
+        accuracy = accuracy_of(classifier, output, labels)
+    return Row(method, psnr_dataset(output, originals), per_batch(metrics.ssim, output, originals),
                per_batch(color.ciede2000, output, originals), float(color.colorfulness(output).mean()),
                accuracy, ms_per_image)
 
@@ -94,7 +107,7 @@ def sweep(name: str) -> None:
     originals = train.images[-5000:].float().div(255)
     luma = color.luma(originals)
     print(f"{name} on the last 5,000 CIFAR-10 training images; grey baseline "
-          f"{metrics.psnr_from_mse(float(metrics.per_image_mse(colorize.gray_rgb(luma), originals).mean())):.2f} dB, "
+          f"{psnr_dataset(colorize.gray_rgb(luma), originals):.2f} dB, "
           f"originals' colourfulness {float(color.colorfulness(originals).mean()):.1f}\n")
     print("| temperature | PSNR of the MSE (dB) | colourfulness | share of the originals' |")
     print("|---:|---:|---:|---:|")
@@ -102,17 +115,9 @@ def sweep(name: str) -> None:
     for temperature in SWEEP_TEMPERATURES:
         model.temperature = temperature
         output = batched(model, luma)
-        psnr = metrics.psnr_from_mse(float(metrics.per_image_mse(output, originals).mean()))
+        psnr = psnr_dataset(output, originals)
         colorful = float(color.colorfulness(output).mean())
         print(f"| {temperature:g} | {psnr:.2f} | {colorful:.1f} | {colorful / original:.0%} |")
-
-
-def accuracy_of(classifier, images: torch.Tensor, labels: torch.Tensor) -> float:
-    return float((batched(classifier, images).argmax(1) == labels).float().mean())
-
-
-def won_back(accuracy: float, gray: float, original: float) -> str:
-    return f"{(accuracy - gray) / (original - gray):.0%}"
 
 
 def held_out(names: list[str]) -> None:
@@ -125,7 +130,7 @@ def held_out(names: list[str]) -> None:
     judges = {judge: checkpoints.load(judge)[0] for judge in JUDGES}
     baselines = {judge: (accuracy_of(model, colorize.gray_rgb(luma), labels), accuracy_of(model, originals, labels))
                  for judge, model in judges.items()}
-    gray_psnr = metrics.psnr_from_mse(float(metrics.per_image_mse(colorize.gray_rgb(luma), originals).mean()))
+    gray_psnr = psnr_dataset(colorize.gray_rgb(luma), originals)
     print(f"{HELD_OUT:,} held-out CIFAR-10 training images; grey {gray_psnr:.2f} dB; "
           + "; ".join(f"{judge}: grey {gray:.2%}, originals {original:.2%}"
                       for judge, (gray, original) in baselines.items()) + "\n")
@@ -134,9 +139,9 @@ def held_out(names: list[str]) -> None:
     for name in names:
         model, _ = checkpoints.load(name)
         output = batched(model, luma)
-        psnr = metrics.psnr_from_mse(float(metrics.per_image_mse(output, originals).mean()))
-        recovered = [won_back(accuracy_of(judges[judge], output, labels), *baselines[judge]) for judge in JUDGES]
-        print(f"| {name} | {psnr:.2f} | " + " | ".join(recovered) + " |")
+        psnr = psnr_dataset(output, originals)
+        won_back = [recovered(accuracy_of(judges[judge], output, labels), *baselines[judge]) for judge in JUDGES]
+        print(f"| {name} | {psnr:.2f} | " + " | ".join(f"{share:.0%}" for share in won_back) + " |")
 
 
 def ceilings(limit: int | None) -> None:
@@ -156,7 +161,7 @@ def ceilings(limit: int | None) -> None:
     print("|---|---:|---:|")
     for label, variant in variants:
         accuracy = accuracy_of(classifier, color.combine(luma, variant), labels)
-        print(f"| {label} | {accuracy:.2%} | {won_back(accuracy, gray, original)} |")
+        print(f"| {label} | {accuracy:.2%} | {recovered(accuracy, gray, original):.0%} |")
 
 
 def main() -> None:
@@ -204,7 +209,7 @@ def main() -> None:
         if row.accuracy is not None:
             measured["test_classifier_accuracy"] = round(row.accuracy, 4)
             measured["test_accuracy_recovered"] = round(
-                (row.accuracy - gray.accuracy) / (original.accuracy - gray.accuracy), 4)
+                recovered(row.accuracy, gray.accuracy, original.accuracy), 4)
         written[meta["path"]] = measured
     if args.write and not args.limit:
         checkpoints.record_measurements(
@@ -218,7 +223,7 @@ def main() -> None:
         accuracy = "–" if row.accuracy is None else f"{row.accuracy:.2%}"
         won_back = "–"
         if row.accuracy is not None and row not in (gray, original):
-            won_back = f"{(row.accuracy - gray.accuracy) / (original.accuracy - gray.accuracy):.0%}"
+            won_back = f"{recovered(row.accuracy, gray.accuracy, original.accuracy):.0%}"
         share = f"{row.colorfulness:.1f} ({row.colorfulness / original.colorfulness:.0%})"
         timing = "–" if row.ms_per_image is None else f"{row.ms_per_image:.1f} ms"
         print(f"| {row.method} | {row.psnr_dataset:.2f} | {row.ssim:.4f} | {row.delta_e:.2f} | {share} "
