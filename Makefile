@@ -38,3 +38,10 @@ test: install-test chromium lint
 
 bench: install
 	$(BIN)/python bench/data_load.py
+
+# make space DIR=folder: the folder a Hugging Face Space needs (tracked app files, checkpoints, Dockerfile,
+# README with its front matter; no tests, benchmarks or git history). README, "Deploying as a Hugging Face Space".
+.PHONY: space
+space:
+	@test -n "$(DIR)" || { echo "usage: make space DIR=folder   (e.g. make space DIR=../cifar-lab-space)" >&2; exit 2; }
+	@$(PYTHON) .ci/build_space.py "$(DIR)"
