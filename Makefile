@@ -39,6 +39,12 @@ test: install-test chromium lint
 bench: install
 	$(BIN)/python bench/data_load.py
 
+# make data: download CIFAR-10, MNIST and Fashion-MNIST (about 213 MB) into $CIFAR_LAB_DATA (default ./data),
+# checksums verified; datasets already there are skipped. Same as Home's "Get the datasets" button.
+.PHONY: data
+data: install
+	$(BIN)/python -m core.download
+
 # make space DIR=folder: the folder a Hugging Face Space needs (tracked app files, checkpoints, Dockerfile,
 # README with its front matter; no tests, benchmarks or git history). README, "Deploying as a Hugging Face Space".
 .PHONY: space

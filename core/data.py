@@ -150,14 +150,16 @@ def find_source(name: str, split: str, root: str | Path | None = None) -> Source
 
 def how_to_get(name: str, root: str | Path | None = None) -> str:
     """Plain instructions for putting a missing dataset where CIFAR Lab looks."""
+    from core.download import manual_route  # core.download reads this module's specs
+
     spec, root = _spec(name), Path(root) if root is not None else paths.data_root()
     root = root.resolve()
     tv_dir = Path(spec.torchvision_files["test"][0]).parent
     return (
-        f"{spec.title} was not found under {root}. Either put torchvision's files in "
-        f"{root / tv_dir} (for example with torchvision.datasets.{spec.torchvision_class}"
-        f"(root='{root}', download=True) on a machine with internet), or PNG files as "
-        f"{root / name}/{{train,test}}/<class>/<index>.png. Set CIFAR_LAB_DATA to use another folder."
+        f"{spec.title} was not found under {root}. Run `make data` (or `python -m core.download {name}`) "
+        f"to download it with its checksums verified, or {manual_route(name)} so that its files "
+        f"are in {root / tv_dir}. PNG files as {root / name}/{{train,test}}/<class>/<index>.png work too. "
+        "Set CIFAR_LAB_DATA to use another folder."
     )
 
 
@@ -189,8 +191,8 @@ def load_dataset(
 
     Looks for torchvision's files under ``root``, then for PNG folders
     ``root/<name>/<split>/<class>/*.png``. With ``download=True`` and neither found,
-    torchvision downloads the files (needs internet). Raises DatasetNotFoundError
-    with instructions when nothing is usable.
+    the official files are downloaded and checked (core.download; needs internet).
+    Raises DatasetNotFoundError with instructions when nothing is usable.
     """
     spec = _spec(name)
     _check_split(split)
@@ -217,12 +219,11 @@ def load_dataset(
 
 
 def _download(spec: DatasetSpec, split: str, root: Path) -> None:
-    import torchvision.datasets
+    from core.download import DownloadError, download_datasets
 
-    cls = getattr(torchvision.datasets, spec.torchvision_class)
     try:
-        cls(root=str(root), train=split == "train", download=True)
-    except Exception as error:  # network errors come in many types (URLError, OSError, HTTPError)
+        download_datasets([spec.name], root)
+    except DownloadError as error:
         raise DatasetNotFoundError(
             f"Downloading {spec.title} failed ({error}). " + how_to_get(spec.name, root)
         ) from error

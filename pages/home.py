@@ -1,9 +1,9 @@
-"""Home: what CIFAR Lab does, the device, the datasets found and the installed checkpoints."""
+"""Home: what CIFAR Lab does, the device, the datasets (and a button that gets the missing ones), the checkpoints."""
 
 import pandas as pd
 import streamlit as st
 
-from core import checkpoints, data, devices
+from core import checkpoints, data, devices, download, paths
 from pages import ensure_routed
 
 ensure_routed()
@@ -33,9 +33,43 @@ st.dataframe(
     hide_index=True,
     width="stretch",
 )
-missing = {r["dataset"]: r["source"] for r in status if not r["found"]}
-for message in missing.values():
-    st.warning(message, icon=":material/folder_off:")
+missing = list(dict.fromkeys(r["dataset"] for r in status if not r["found"]))
+fetched = st.session_state.pop("home-downloaded", None)
+if fetched:
+    st.success(f"Downloaded {', '.join(data.DATASETS[n].title for n in fetched)}: every page can use them now.",
+               icon=":material/check_circle:")
+if missing:
+    st.markdown(
+        f"Missing: {download.describe_sizes(missing)}. **Get the datasets** downloads them from their official "
+        f"sites into `{paths.data_root().resolve()}` (the `CIFAR_LAB_DATA` folder) and checks every file's "
+        "MD5 checksum; `make data` does the same from a shell. Until then the pages use the bundled sample photos."
+    )
+    offline = False
+    if st.button("Get the datasets", icon=":material/download:", key="home-get-datasets"):
+        bar = st.progress(0.0, text="Connecting...")
+
+        def show(what: str, done: int, total: int) -> None:
+            text = f"{what}..." if what.startswith("Unpacking") else \
+                f"Downloading {what}: {done / 1e6:.1f} of {total / 1e6:.1f} MB"
+            bar.progress(min(1.0, done / total) if total else 1.0, text=text)
+
+        try:
+            st.session_state["home-downloaded"] = download.download_datasets(missing, progress=show)
+        except download.OfflineError:
+            offline = True
+            st.warning(download.OFFLINE_MESSAGE, icon=":material/wifi_off:")
+        except download.DownloadError as error:
+            st.error(f"The download failed: {error}", icon=":material/error:")
+        else:
+            st.rerun()  # the table above should show the new datasets
+        finally:
+            bar.empty()
+    if offline:
+        st.markdown("To get them by hand on a machine with internet:\n\n"
+                    + "\n".join(f"- {data.how_to_get(name)}" for name in missing))
+    else:
+        with st.expander("Or get them by hand"):
+            st.markdown("\n".join(f"- {data.how_to_get(name)}" for name in missing))
 
 st.subheader("Checkpoints")
 metas, problems = checkpoints.scan_checkpoints()

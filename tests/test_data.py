@@ -100,14 +100,10 @@ def test_missing_dataset_says_what_to_put_where(tmp_path: Path) -> None:
 
 
 def test_download_failure_offline_is_a_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import torchvision.datasets
-
-    def offline(*args: object, **kwargs: object) -> None:
-        raise OSError("[Errno -3] Temporary failure in name resolution")
-
-    monkeypatch.setattr(torchvision.datasets, "CIFAR10", offline)
-    with pytest.raises(data.DatasetNotFoundError, match="Downloading CIFAR-10 failed"):
+    monkeypatch.setenv("CIFAR_LAB_DATA_MIRROR", "http://127.0.0.1:1/")  # nothing listens there: as if offline
+    with pytest.raises(data.DatasetNotFoundError, match="Downloading CIFAR-10 failed") as caught:
         data.load_dataset("cifar10", "test", tmp_path, download=True)
+    assert "No internet connection here" in str(caught.value) and "make data" in str(caught.value)
 
 
 def test_corrupt_png_names_the_file(tmp_path: Path) -> None:

@@ -11,7 +11,7 @@ import streamlit as st
 import torch
 from PIL import Image
 
-from core import checkpoints, data, images, models
+from core import checkpoints, data, images, models, paths
 from core.models._summary import layer_table
 
 UPLOAD_TYPES = ["png", "jpg", "jpeg", "gif", "webp", "tif", "tiff", "bmp"]
@@ -26,9 +26,15 @@ class ChosenImage:
     source: str = "test set"  # "test set", "sample photo" or "upload"
 
 
-@st.cache_resource(show_spinner="Loading the test set...")
 def test_set(name: str) -> data.ImageDataset:
-    return data.load_dataset(name, "test")
+    """The test split of ``name`` from the current data folder (raises DatasetNotFoundError)."""
+    return _test_set(name, str(paths.data_root().resolve()))
+
+
+@st.cache_resource(show_spinner="Loading the test set...")
+def _test_set(name: str, root: str) -> data.ImageDataset:
+    # Keyed by the folder too: a different CIFAR_LAB_DATA (a test's empty one) must not get another's copy.
+    return data.load_dataset(name, "test", root)
 
 
 @st.cache_resource(show_spinner="Loading the model...", max_entries=8)
@@ -65,8 +71,12 @@ def model_of(meta: dict):
 
 
 def image_input(key: str, dataset: str = "cifar10") -> ChosenImage | None:
-    """Test-set gallery, bundled sample photos or an upload; None (with a message) if nothing usable."""
-    source = st.segmented_control("Image source", ["Test set", "Sample photo", "Upload"], default="Test set",
+    """Test-set gallery, bundled sample photos or an upload; None (with a message) if nothing usable.
+
+    Opens on the test set when ``dataset`` is there, else on the bundled photos, so a fresh clone
+    with no datasets shows a result at once."""
+    default = "Test set" if data.find_source(dataset, "test") is not None else "Sample photo"
+    source = st.segmented_control("Image source", ["Test set", "Sample photo", "Upload"], default=default,
                                   key=f"{key}-source", required=True)
     if source == "Upload":
         upload = st.file_uploader("Upload an image", type=UPLOAD_TYPES, key=f"{key}-upload",
@@ -85,7 +95,7 @@ def image_input(key: str, dataset: str = "cifar10") -> ChosenImage | None:
     try:
         testset = test_set(dataset)
     except data.DatasetNotFoundError as error:
-        st.warning(str(error), icon=":material/folder_off:")
+        st.warning(f"{error}\n\nOr press **Get the datasets** on the Home page.", icon=":material/folder_off:")
         return None
     left, right = st.columns([2, 1])
     choice = left.selectbox("Class", ["any class", *testset.classes], key=f"{key}-class")
