@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import weakref
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -19,9 +20,49 @@ TTA_VIEWS = ((False, 0, 0), (True, 0, 0), (False, 1, 1), (True, 1, 1), (False, -
 TTA_WEIGHTS = (0.25, 0.25, 0.125, 0.125, 0.125, 0.125)
 
 
-def model_input(image: Image.Image, size: int = 32) -> Image.Image:
-    """The square ``size`` x ``size`` RGB image a CIFAR model sees: centre-cropped, then resized."""
-    return ImageOps.fit(image.convert("RGB"), (size, size), method=Image.Resampling.LANCZOS)
+@dataclass(frozen=True)
+class InputFormat:
+    """How a classifier sees an image: as many channels, and as many pixels a side, as its training data."""
+
+    channels: int = 3
+    size: int = 32
+
+    @classmethod
+    def of(cls, meta: dict[str, Any]) -> InputFormat:
+        """The format a checkpoint was trained on: channels from its arch_args, side from its dataset."""
+        spec = data.DATASETS.get(meta.get("dataset", ""))
+        default = spec.channels if spec else 3
+        return cls(int(meta.get("arch_args", {}).get("in_channels", default)), spec.size if spec else 32)
+
+    @classmethod
+    def of_model(cls, model: nn.Module) -> InputFormat:
+        """A model's own channel count (its first convolution's) at the CIFAR side: for callers without a sidecar."""
+        first = next((m for m in model.modules() if isinstance(m, nn.Conv2d)), None)
+        return cls(first.in_channels if first is not None else 3)
+
+    @property
+    def mode(self) -> str:
+        """The PIL mode of what the model sees: "L" (BT.601 luma) for one channel, else "RGB"."""
+        return "L" if self.channels == 1 else "RGB"
+
+
+def input_note(meta: dict[str, Any]) -> str | None:
+    """A sentence for a checkpoint that does not see images as CIFAR-10 models do, or None."""
+    fmt = InputFormat.of(meta)
+    if fmt == InputFormat():
+        return None
+    spec = data.DATASETS.get(meta["dataset"])
+    title = spec.title if spec else meta["dataset"]
+    colour = "in grey" if fmt.channels == 1 else "in colour"
+    return (f"Trained on {title}: the image is shown to it {colour} at {fmt.size} x {fmt.size}, and it answers "
+            f"with {title}'s classes. Only pictures like its training data make sense to it.")
+
+
+def model_input(image: Image.Image, fmt: InputFormat | None = None) -> Image.Image:
+    """The square image a model sees: centre-cropped, resized to its side, and grey (BT.601 luma,
+    PIL's "L") for one-channel models. ``fmt`` None: the CIFAR form, 32 x 32 RGB."""
+    fmt = fmt or InputFormat()
+    return ImageOps.fit(image.convert(fmt.mode), (fmt.size, fmt.size), method=Image.Resampling.LANCZOS)
 
 
 @torch.no_grad()
@@ -46,9 +87,11 @@ def predict_tta_and_plain(model: nn.Module, images: torch.Tensor) -> tuple[torch
 
 
 @torch.no_grad()
-def probabilities(model: nn.Module, image: Image.Image, tta: bool = False) -> np.ndarray:
-    """Class probabilities for one image (any size; it is fitted to 32 x 32 first)."""
-    batch = to_tensor(model_input(image))
+def probabilities(model: nn.Module, image: Image.Image, tta: bool = False,
+                  fmt: InputFormat | None = None) -> np.ndarray:
+    """Class probabilities for one image of any size, fitted to ``fmt`` first (None: the model's
+    channels at 32 x 32)."""
+    batch = to_tensor(model_input(image, fmt or InputFormat.of_model(model)))
     logits = predict_tta(model, batch) if tta else model(batch)
     return torch.softmax(logits.float(), dim=1)[0].numpy()
 
@@ -56,47 +99,52 @@ def probabilities(model: nn.Module, image: Image.Image, tta: bool = False) -> np
 _SALIENCY_LAYERS: weakref.WeakKeyDictionary[nn.Module, str] = weakref.WeakKeyDictionary()
 
 
-def saliency_layer(model: nn.Module, size: int = 32, min_side: int = 6) -> nn.Module:
+def saliency_layer(model: nn.Module, fmt: InputFormat | None = None, min_side: int = 6) -> nn.Module:
     """The last convolution whose output is still at least ``min_side`` pixels wide:
     late enough to be semantic, early enough for a map with some resolution."""
-    return model.get_submodule(_saliency_layer_name(model, size, min_side))
+    return model.get_submodule(_saliency_layer_name(model, fmt, min_side))
 
 
-def _saliency_layer_name(model: nn.Module, size: int = 32, min_side: int = 6) -> str:
-    if model not in _SALIENCY_LAYERS:
+def _saliency_layer_name(model: nn.Module, fmt: InputFormat | None = None, min_side: int = 6) -> str:
+    if model not in _SALIENCY_LAYERS:  # a model's format never changes, so the model alone is the key
+        fmt = fmt or InputFormat.of_model(model)
         private = models.private_copy(model)  # hooks on the shared model would see other sessions' passes
         sides: list[tuple[str, int]] = []
         for name, module in private.named_modules():
             if isinstance(module, nn.Conv2d):
                 module.register_forward_hook(lambda m, i, o, name=name: sides.append((name, o.shape[-1])))
         with torch.no_grad():
-            private(torch.zeros(1, 3, size, size))
+            private(torch.zeros(1, fmt.channels, fmt.size, fmt.size))
         wide = [name for name, side in sides if side >= min_side]
         _SALIENCY_LAYERS[model] = wide[-1] if wide else sides[-1][0]
     return _SALIENCY_LAYERS[model]
 
 
-def saliency(model: nn.Module, image: Image.Image, target: int, layer: nn.Module | None = None) -> np.ndarray:
-    """Grad-CAM (captum's LayerGradCam) for class ``target``: a 32 x 32 map in [0, 1]."""
+def saliency(model: nn.Module, image: Image.Image, target: int, layer: nn.Module | None = None,
+             fmt: InputFormat | None = None) -> np.ndarray:
+    """Grad-CAM (captum's LayerGradCam) for class ``target``: a map in [0, 1] the size of the model's input."""
     from captum.attr import LayerAttribution, LayerGradCam
 
+    fmt = fmt or InputFormat.of_model(model)
     names = {module: name for name, module in model.named_modules()}
-    layer_name = names[layer] if layer is not None else _saliency_layer_name(model)
+    layer_name = names[layer] if layer is not None else _saliency_layer_name(model, fmt)
     private = models.private_copy(model)  # Grad-CAM hooks its layer: never on the model other sessions share
-    batch = to_tensor(model_input(image)).requires_grad_(True)
+    batch = to_tensor(model_input(image, fmt)).requires_grad_(True)
     cam = LayerGradCam(private, private.get_submodule(layer_name))
     attribution = cam.attribute(batch, target=target, relu_attributions=True)
-    heat = LayerAttribution.interpolate(attribution, (32, 32), interpolate_mode="bilinear")[0, 0].detach()
-    heat = heat.clamp_min(0)
+    heat = LayerAttribution.interpolate(attribution, (fmt.size, fmt.size), interpolate_mode="bilinear")[0, 0]
+    heat = heat.detach().clamp_min(0)
     return (heat / heat.max()).numpy() if heat.max() > 0 else heat.numpy()
 
 
-def overlay(image: Image.Image, heat: np.ndarray, size: int = 256, alpha: float = 0.5) -> Image.Image:
-    """``heat`` (values in [0, 1]) coloured and blended over ``image``, both shown at ``size``."""
+def overlay(image: Image.Image, heat: np.ndarray, size: int = 256, alpha: float = 0.5,
+            fmt: InputFormat | None = None) -> Image.Image:
+    """``heat`` (values in [0, 1]) coloured and blended over what the model saw of ``image``, both at ``size``."""
     from plotly.colors import sample_colorscale, unlabel_rgb
 
     lut = np.array([unlabel_rgb(c) for c in sample_colorscale("Turbo", np.linspace(0, 1, 256))], dtype=np.float32)
-    base = np.asarray(model_input(image).resize((size, size), Image.Resampling.NEAREST), dtype=np.float32)
+    seen = model_input(image, fmt).convert("RGB")  # a grey view still gets a coloured heat map
+    base = np.asarray(seen.resize((size, size), Image.Resampling.NEAREST), dtype=np.float32)
     heat_image = Image.fromarray((heat * 255).astype(np.uint8))
     heat_big = np.asarray(heat_image.resize((size, size), Image.Resampling.BILINEAR))
     blended = (1 - alpha) * base + alpha * lut[heat_big]

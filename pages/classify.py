@@ -27,30 +27,32 @@ if meta is None:
         "takes about ten minutes on a CPU) and it appears here as soon as it finishes.", icon=":material/inventory_2:")
     st.stop()
 model, meta = model_of(meta)
-classes = list(data.DATASETS[meta["dataset"]].classes)
-if meta["arch_args"].get("in_channels", 3) != 3:
-    st.warning(f"{meta['name']} was trained on {data.DATASETS[meta['dataset']].title} (grey digits or clothes); "
-               "photos are converted to its format, but only images like its training data make sense to it.")
+classes = list(data.DATASETS[meta["dataset"]].classes)  # the checkpoint's own: digits for an MNIST model
+fmt = classify.InputFormat.of(meta)  # grey 28 x 28 for MNIST models: what the model was trained on
+note = classify.input_note(meta)
+if note:
+    st.info(note, icon=":material/filter_b_and_w:")
 if "resnet18" not in {m["architecture"] for m in checkpoints.list_checkpoints("classification")}:
     st.caption("ResNet-18 (CIFAR form) ships as an architecture without a checkpoint: on two CPU cores it "
                "trains at about 80 minutes an epoch. Train it on the Train page where a GPU is available.")
 
-chosen = image_input("classify")
+chosen = image_input("classify", meta["dataset"])  # the gallery shows the checkpoint's own test set
 if chosen is None:
     st.stop()
 
 tta = st.toggle("Test-time augmentation (average over flips and 1-pixel shifts)", key="classify-tta")
 start = time.perf_counter()
-probabilities = classify.probabilities(model, chosen.image, tta=tta)
+probabilities = classify.probabilities(model, chosen.image, tta=tta, fmt=fmt)
 best = int(np.argmax(probabilities))
-heat = classify.saliency(model, chosen.image, best)
+heat = classify.saliency(model, chosen.image, best, fmt=fmt)
 elapsed = time.perf_counter() - start
 
 original, seen_column, saliency_column, right = st.columns([1, 1, 1, 2.2])
 original.image(chosen.image, caption=chosen.caption, width="stretch")
-seen = images.enlarged(classify.model_input(chosen.image))
-seen_column.image(seen, caption="What the model sees (32 x 32)", width="stretch")
-saliency_column.image(classify.overlay(chosen.image, heat), caption=f"Grad-CAM: where it looked for "
+seen = images.enlarged(classify.model_input(chosen.image, fmt))
+seen_column.image(seen, caption=f"What the model sees ({fmt.size} x {fmt.size}{', grey' if fmt.channels == 1 else ''})",
+                  width="stretch")
+saliency_column.image(classify.overlay(chosen.image, heat, fmt=fmt), caption=f"Grad-CAM: where it looked for "
                       f"\"{classes[best]}\"", width="stretch")
 with right:
     verdict = f"**{classes[best]}**, {probabilities[best]:.1%}"

@@ -1,10 +1,12 @@
 """Colorize: a grey image back to colour, measured against the original when there is one."""
 
 
+from pathlib import Path
+
 import streamlit as st
 import torch
 
-from core import colorize, images
+from core import colorize, images, memo
 from pages import ensure_routed
 from pages.shared import download_name, explain_model, image_input, model_of, pick_checkpoint
 
@@ -37,8 +39,12 @@ given = colorize.prepare(chosen.image)
 if given.note:
     st.info(given.note, icon=":material/photo_size_select_large:")
 model, meta = model_of(meta)
+# Kept per visitor as 8-bit images, a few at most, so the before/after slider does not colorize again.
+results_cache = st.session_state.setdefault("colorize-results", memo.ResultCache(max_entries=4))
+result_key = (chosen.key or memo.digest(given.luma.numpy().tobytes()), meta["path"],
+              Path(meta["path"]).stat().st_mtime, working_side)
 with st.spinner("Colorizing..."):
-    result = colorize.colorize_one(model, given, working_side)
+    result = results_cache.get_or_compute(result_key, lambda: colorize.colorize_one(model, given, working_side))
 
 
 def shown(tensor: torch.Tensor):

@@ -1,13 +1,12 @@
 """Denoise: add noise to an image, take it out with a model or a classical baseline, and measure."""
 
-import hashlib
 from pathlib import Path
 
 import pandas as pd
 import streamlit as st
 import torch
 
-from core import checkpoints, data, denoise, images, noise
+from core import checkpoints, data, denoise, images, memo, noise
 from pages import ensure_routed
 from pages.shared import checkpoint_label, download_name, explain_model, image_input, model_of
 
@@ -17,7 +16,10 @@ DATASETS = ("cifar10", "mnist", "fashion_mnist")
 STEPS = {"gaussian": 1.0, "salt_pepper": 0.01, "poisson": 1.0, "speckle": 0.01}
 NOISE_NAMES = {"gaussian": "Gaussian", "salt_pepper": "Salt and pepper", "poisson": "Poisson (shot noise)",
                "speckle": "Speckle (multiplicative)"}
-MEMO_SIZE = 16
+# Results kept per visitor, as 8-bit images: at most 4 x 12 MB for 4-megapixel ones (compare mode's list of
+# results is one entry, so its bytes are capped too, always keeping the newest).
+MEMO_SIZE = 4
+MEMO_BYTES = MEMO_SIZE * denoise.MAX_PIXELS * 3
 
 st.title("Denoise")
 st.markdown(
@@ -74,14 +76,24 @@ def unavailable(option: str) -> str | None:
     return denoise.unavailable_reason(option, spec, pixels, has_reference=reference is not None)
 
 
+# Which noisy image this is, without hashing its pixels on every rerun: the image's identity and the noise.
+noisy_key = (chosen.key or memo.digest(noisy.numpy().tobytes()), already_noisy,
+             None if already_noisy else (kind, level, seed))
+results_cache = st.session_state.setdefault("denoise-results", memo.ResultCache(MEMO_SIZE, MEMO_BYTES))
+
+
+def method_key(option: str) -> tuple:
+    """A method and, for a checkpoint, its file's version: a retrained model must not show the old result."""
+    return option, Path(option).stat().st_mtime if option in by_path else 0
+
+
 def run(option: str) -> denoise.Denoised:
     """Denoise with ``option``, remembered per image, noise and method so sliders elsewhere stay quick."""
-    digest = hashlib.sha1(noisy.numpy().tobytes()).hexdigest()
-    stamp = Path(option).stat().st_mtime if option in by_path else 0
-    key = (option, stamp, digest, already_noisy)
-    memo = st.session_state.setdefault("denoise-memo", {})
-    if key in memo:
-        return memo[key]
+    return results_cache.get_or_compute((noisy_key, method_key(option)), lambda: compute(option))
+
+
+def compute(option: str) -> denoise.Denoised:
+    """Denoise with ``option``, with a progress bar for images of several tiles."""
     if option in by_path:
         model, meta = model_of(by_path[option])
         bar = st.progress(0.0, text=f"Denoising with {meta['name']}...") if pixels > denoise.TILE**2 else None
@@ -93,9 +105,6 @@ def run(option: str) -> denoise.Denoised:
     else:
         with st.spinner(f"Running {denoise.BASELINES[option].title}..."):
             result = denoise.denoise_one(option, noisy, spec=spec, clean=reference)
-    if len(memo) >= MEMO_SIZE:
-        memo.pop(next(iter(memo)))
-    memo[key] = result
     return result
 
 
@@ -110,7 +119,8 @@ if compare:
     test_dataset = dataset if chosen.source == "test set" else None
     unsuited = [o for o in by_path if not denoise.suits(by_path[o], clean.shape[0], test_dataset)]
     runnable = [o for o in options if unavailable(o) is None and o not in unsuited]
-    results = [run(option) for option in runnable]
+    results = results_cache.get_or_compute(("compare", noisy_key, tuple(map(method_key, runnable))),
+                                           lambda: [compute(option) for option in runnable])
     columns = st.columns(len(results) + 1)
     columns[0].image(shown(noisy), caption="Noisy input" if reference is None else
                      f"Noisy: {spec.label()} · {noisy_psnr:.2f} dB · SSIM {noisy_ssim:.3f}", width="stretch")

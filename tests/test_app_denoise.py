@@ -6,6 +6,7 @@ import io
 from pathlib import Path
 
 import pytest
+import torch
 from streamlit.testing.v1 import AppTest
 
 from core.images import sample_photo
@@ -97,3 +98,26 @@ def test_expander_explains_the_model_with_a_layer_table(app: AppTest) -> None:
     layers = app.dataframe[0].value
     assert {"layer", "output shape", "parameters"} <= set(layers.columns)
 
+
+
+def test_results_are_kept_bounded_as_uint8_and_an_upload_is_decoded_once(
+        app: AppTest, monkeypatch: pytest.MonkeyPatch) -> None:
+    from core import images
+
+    decoded = []
+    real = images.load_image
+    monkeypatch.setattr(images, "load_image", lambda payload, **kw: decoded.append(1) or real(payload, **kw))
+    app.segmented_control[0].set_value("Upload").run()
+    buffer = io.BytesIO()
+    sample_photo("Coffee").resize((96, 64)).save(buffer, format="PNG")
+    app.get("file_uploader")[0].set_value(("coffee.png", buffer.getvalue(), "image/png")).run()
+    for strength in (10.0, 20.0, 30.0, 40.0, 50.0, 60.0):
+        widget(app.slider, "Strength").set_value(strength).run()
+        assert not app.exception
+    assert len(decoded) == 1  # seven reruns, one decode
+    cache = app.session_state["denoise-results"]
+    assert len(cache) == 4  # the last four settings, not sixteen
+    assert all(cache.stored(key).image.data.dtype == torch.uint8 for key in cache)
+    assert cache.nbytes == 4 * 64 * 96 * 3
+    widget(app.slider, "Strength").set_value(60.0).run()  # the newest result comes back from the cache
+    assert len(cache) == 4 and metric(app, "Denoised PSNR") > 0

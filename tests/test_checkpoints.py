@@ -76,6 +76,11 @@ def test_selectors_open_on_the_best_measured_checkpoint() -> None:
     classifiers = [meta("fast", "classification", test_accuracy=0.9374),
                    meta("staged", "classification", test_accuracy=0.8907, test_psnr_dataset=99.0)]
     assert [m["name"] for m in checkpoints.best_first(classifiers)] == ["fast", "staged"]
+    digits = {**meta("digits", "classification", test_accuracy=0.99), "dataset": "mnist"}
+    photos = [{**m, "dataset": "cifar10"} for m in classifiers]
+    assert checkpoints.best_first([digits, *photos])[0]["name"] == "digits"
+    # Visitors bring photos: a selector prefers the CIFAR-10 models, however well the digits model scores.
+    assert [m["name"] for m in checkpoints.best_first([digits, *photos], "cifar10")] == ["fast", "staged", "digits"]
 
 
 def test_wrapper_prefixes_are_stripped(app_home: Path) -> None:

@@ -55,6 +55,32 @@ def test_probabilities_saliency_and_overlay() -> None:
     assert shown.size == (256, 256) and shown.mode == "RGB"
 
 
+def test_a_grey_model_sees_photos_in_grey_at_its_own_size() -> None:
+    """A classifier trained on MNIST is fed one channel at 28 x 28 (it was fed three and failed)."""
+    meta = {"dataset": "mnist", "arch_args": {"in_channels": 1, "num_classes": 10}}
+    fmt = classify.InputFormat.of(meta)
+    assert fmt == classify.InputFormat(channels=1, size=28)
+    photo = sample_photo("Chelsea the cat")
+    seen = classify.model_input(photo, fmt)
+    assert seen.mode == "L" and seen.size == (28, 28)
+    red = classify.model_input(Image.new("RGB", (40, 40), (255, 0, 0)), fmt)
+    assert red.getpixel((14, 14)) == 76  # BT.601 luma of pure red: 0.299 x 255
+    model = models.build("staged_cnn", variant="advanced", width=8, in_channels=1).eval()
+    assert classify.InputFormat.of_model(model).channels == 1  # without a sidecar, the model's own channels
+    for tta in (False, True):
+        assert classify.probabilities(model, photo, tta=tta, fmt=fmt).sum() == pytest.approx(1.0, abs=1e-5)
+    heat = classify.saliency(model, photo, target=3, fmt=fmt)
+    assert heat.shape == (28, 28) and heat.min() >= 0 and heat.max() <= 1
+    shown = classify.overlay(photo, heat, fmt=fmt)
+    assert shown.size == (256, 256) and shown.mode == "RGB"
+
+
+def test_only_models_unlike_cifar10_get_a_note() -> None:
+    assert classify.input_note({"dataset": "cifar10", "arch_args": {}}) is None
+    note = classify.input_note({"dataset": "fashion_mnist", "arch_args": {"in_channels": 1}})
+    assert note.startswith("Trained on Fashion-MNIST: the image is shown to it in grey at 28 x 28")
+
+
 @pytest.mark.parametrize("name", models.list_architectures("classification"))
 def test_saliency_layer_keeps_some_resolution(name: str) -> None:
     model = models.build(name)

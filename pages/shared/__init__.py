@@ -11,7 +11,7 @@ import streamlit as st
 import torch
 from PIL import Image
 
-from core import checkpoints, data, images, models, paths
+from core import checkpoints, data, images, memo, models, paths
 from core.models._summary import layer_table
 
 UPLOAD_TYPES = ["png", "jpg", "jpeg", "gif", "webp", "tif", "tiff", "bmp"]
@@ -24,6 +24,7 @@ class ChosenImage:
     label: int | None = None  # the true class, for dataset images
     index: int | None = None
     source: str = "test set"  # "test set", "sample photo" or "upload"
+    key: str = ""  # which image it is (an upload's SHA-1, a photo's name, a dataset and index): results' cache key
 
 
 def test_set(name: str) -> data.ImageDataset:
@@ -43,9 +44,10 @@ def load_model(path: str, modified: float):
     return checkpoints.load(path)
 
 
-def pick_checkpoint(task: str, key: str) -> dict | None:
-    """A selectbox over every checkpoint of ``task``, shipped and user-trained; None if there are none."""
-    metas = checkpoints.best_first(checkpoints.list_checkpoints(task))
+def pick_checkpoint(task: str, key: str, prefer_dataset: str = "cifar10") -> dict | None:
+    """A selectbox over every checkpoint of ``task``, shipped and user-trained, opening on the best one trained
+    on ``prefer_dataset`` (visitors bring photos, not digits); None if there are none."""
+    metas = checkpoints.best_first(checkpoints.list_checkpoints(task), prefer_dataset)
     if not metas:
         return None
     names = [m["path"] for m in metas]
@@ -85,13 +87,16 @@ def image_input(key: str, dataset: str = "cifar10") -> ChosenImage | None:
             st.info("Choose an image file to upload.", icon=":material/upload:")
             return None
         try:
-            return ChosenImage(images.load_image(upload.getvalue()), upload.name, source="upload")
+            payload = upload.getvalue()
+            digest = memo.digest(payload)
+            return ChosenImage(decoded_upload(payload, digest), upload.name, source="upload", key=f"upload:{digest}")
         except images.ImageError as error:
             st.error(f"{upload.name}: {error}", icon=":material/broken_image:")
             return None
     if source == "Sample photo":
         name = st.selectbox("Sample photo", list(images.SAMPLE_PHOTOS), key=f"{key}-sample")
-        return ChosenImage(images.sample_photo(name), f"{name} (scikit-image sample photo)", source="sample photo")
+        return ChosenImage(images.sample_photo(name), f"{name} (scikit-image sample photo)", source="sample photo",
+                           key=f"sample:{name}")
     try:
         testset = test_set(dataset)
     except data.DatasetNotFoundError as error:
@@ -109,7 +114,19 @@ def image_input(key: str, dataset: str = "cifar10") -> ChosenImage | None:
     index = int(st.number_input("Test image #", 0, len(testset) - 1, key=index_key))
     label = int(testset.labels[index])
     image = Image.fromarray(testset.images[index].permute(1, 2, 0).squeeze(-1).numpy())
-    return ChosenImage(images.to_rgb(image), f"test image #{index}: {testset.classes[label]}", label, index)
+    return ChosenImage(images.to_rgb(image), f"test image #{index}: {testset.classes[label]}", label, index,
+                       key=f"{dataset}:test:{index}")
+
+
+def decoded_upload(payload: bytes, digest: str) -> Image.Image:
+    """``payload`` decoded once per session: a 40-megapixel upload takes seconds to decode, and every widget
+    change reruns the page. One entry, so a visitor holds at most one decoded upload (8-bit RGB)."""
+    cache = st.session_state.setdefault("decoded-upload", memo.ResultCache(max_entries=1))
+    image = cache.get(digest)
+    if image is None:
+        image = images.load_image(payload)
+        cache.put(digest, image)
+    return image
 
 
 def explain_model(model, meta: dict, in_channels: int) -> None:
@@ -117,7 +134,10 @@ def explain_model(model, meta: dict, in_channels: int) -> None:
     its size and the command that trained it."""
     arch = models.get_architecture(meta["architecture"])
     st.markdown(f"**{arch.title}**. {arch.summary}")
-    st.dataframe(pd.DataFrame(layer_table(model, torch.zeros(1, in_channels, 32, 32))), hide_index=True, height=300)
+    spec = data.DATASETS.get(meta["dataset"])
+    side = spec.size if spec else 32  # the shapes it was trained at: 28 x 28 for MNIST models
+    st.dataframe(pd.DataFrame(layer_table(model, torch.zeros(1, in_channels, side, side))), hide_index=True,
+                 height=300)
     st.caption(f"{meta['num_params']:,} parameters. Trained with: `{meta['recipe'].get('command', 'unknown')}`")
 
 
