@@ -26,11 +26,18 @@ def write_synced(path: Path, payload: bytes) -> None:
         os.fsync(handle.fileno())
 
 
-def atomic_write_bytes(target: Path, payload: bytes) -> None:
-    """Replace ``target`` with ``payload`` in one step: readers see the old file or the new one."""
+def atomic_write_bytes(target: Path, payload: bytes, sync: bool = True) -> None:
+    """Replace ``target`` with ``payload`` in one step: readers see the old file or the new one.
+
+    ``sync=False`` skips the flush to disk: still atomic for readers, not durable across a power cut
+    (for state rewritten every second, such as a run's live progress).
+    """
     tmp = temp_path(target)
     try:
-        write_synced(tmp, payload)
+        if sync:
+            write_synced(tmp, payload)
+        else:
+            tmp.write_bytes(payload)
         os.replace(tmp, target)
     finally:
         tmp.unlink(missing_ok=True)

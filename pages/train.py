@@ -1,5 +1,6 @@
 """Train: start a short training in the browser, watch it learn live, stop it, use the model at once."""
 
+import uuid
 from datetime import datetime
 
 import pandas as pd
@@ -18,7 +19,7 @@ from core.train.config import (
     TASK_DATASETS,
     ServerLimits,
 )
-from core.train.jobs import JOBS, TrainerBusy
+from core.train.jobs import JOBS, NotOwner, TrainerBusy
 from core.train.runs import RunStore
 from pages import ensure_routed
 
@@ -38,11 +39,13 @@ except ValueError as error:
 st.title("Train")
 st.markdown(
     "Train any model of CIFAR Lab from the browser, with the same engine that trained the shipped "
-    "checkpoints (`python -m core.train`). The run belongs to the server: close the tab and come back, "
-    "it is still there. One run at a time per server; when it finishes, its checkpoint is listed on the "
-    "other pages at once."
+    "checkpoints (`python -m core.train`), in a process of its own that the server watches: close the tab "
+    "and come back, it is still there. One run at a time per server, and only the tab that started it can "
+    "stop it; when it finishes, its checkpoint is listed on the other pages at once."
 )
 
+# Who this browser session is: a run belongs to the session that started it.
+visitor = st.session_state.setdefault("visitor", uuid.uuid4().hex)
 job = JOBS.current()
 busy = job is not None and job.running
 
@@ -135,8 +138,9 @@ with st.container(border=True):
             lr=float(lr), schedule=schedule, weight_decay=float(weight_decay), augment=augment, seed=int(seed),
             **extra)
         try:
-            JOBS.start(TrainConfig(**settings))
+            JOBS.start(TrainConfig(**settings), limits=LIMITS, owner=visitor)
             st.session_state["watching"] = True
+            st.rerun()  # draw the page again with the form disabled while the run is on
         except ConfigError as error:
             st.error("This run cannot start:\n\n" + "\n".join(f"- {p}" for p in error.problems))
         except TrainerBusy as error:
@@ -146,6 +150,13 @@ with st.container(border=True):
 
 # ---- the live run -------------------------------------------------------------------------------------
 store = RunStore()
+
+
+def stop_run() -> None:
+    try:
+        JOBS.stop(visitor, LIMITS)
+    except NotOwner as error:
+        st.toast(str(error), icon=":material/block:")
 
 
 @st.fragment(run_every=1.0 if busy else None)
@@ -175,8 +186,12 @@ def live_run() -> None:
     cols[2].metric(f"Validation {metric}", "–" if last_val is None else f"{last_val:.4f}")
     test_value = snap["test_metrics"].get(f"test_{metric}")
     cols[3].metric(f"Test {metric}", "–" if test_value is None else f"{test_value:.4f}")
-    if snap["running"]:
-        st.button("Stop", icon=":material/stop:", on_click=JOBS.stop, key="stop")
+    if snap["running"] and JOBS.may_stop(visitor, LIMITS):
+        st.button("Stop", icon=":material/stop:", on_click=stop_run, key="stop")
+    elif snap["running"]:
+        st.info("Someone else's run is using the server: you can watch it here, read-only. Only the visitor "
+                "who started it can stop it; it ends by itself within this server's limits.",
+                icon=":material/visibility:")
     overlays = [r for r in store.runs() if r["id"] in st.session_state.get("overlay", []) and r["id"] != snap["run_id"]]
     st.plotly_chart(training_figure(snap, overlays), key="live-chart", config={"displaylogo": False})
     if snap["status"] == "finished" and snap["checkpoint"]:

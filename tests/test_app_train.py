@@ -5,10 +5,11 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import pytest
 from streamlit.testing.v1 import AppTest
 
 from core import checkpoints
-from core.train.jobs import JOBS
+from core.train.jobs import JOBS, NotOwner
 
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
 
@@ -69,7 +70,7 @@ def test_form_starts_a_run_that_finishes_and_is_listed_everywhere(app_home: Path
     assert name in [m["name"] for m in checkpoints.list_checkpoints("classification")]
 
 
-def test_a_second_start_while_running_is_refused(app_home: Path, data_root: Path) -> None:
+def test_a_second_start_is_refused_and_only_the_owner_can_stop(app_home: Path, data_root: Path) -> None:
     wait_for_job()
     app = open_train()
     fill_tiny_run(app, epochs=200)
@@ -80,9 +81,16 @@ def test_a_second_start_while_running_is_refused(app_home: Path, data_root: Path
         assert next(b for b in second.button if b.label == "Start training").disabled
         assert "**Running**" in " ".join(m.value for m in second.markdown) or \
             "**Starting**" in " ".join(m.value for m in second.markdown)
-        assert any(b.label == "Stop" for b in second.button)
+        assert not any(b.label == "Stop" for b in second.button)
+        assert any("Someone else's run" in i.value for i in second.info)
+        with pytest.raises(NotOwner):
+            JOBS.stop(second.session_state["visitor"])
+        assert JOBS.current().running
+        app.run()
+        next(b for b in app.button if b.label == "Stop").click().run()  # the owner's tab
     finally:
-        JOBS.stop()
+        if JOBS.current().running:
+            JOBS.current().stop()
         wait_for_job()
     assert JOBS.current().snapshot()["status"] == "stopped"
 

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from bench import fuzz_uploads
 from core import checkpoints, images, models, paths
-from core.train import ConfigError, TrainConfig, Trainer
+from core.train import PRESETS, ConfigError, TrainConfig, Trainer, preset
 from core.train.__main__ import main as cli_main
 from core.train.config import ServerLimits
 from core.train.engine import CheckpointWriteError, resume_path
@@ -339,25 +339,35 @@ def test_the_job_manager_enforces_the_environment_caps(monkeypatch: pytest.Monke
         JobManager().start(TrainConfig(epochs=4, subset=100))  # what a crafted request could send
 
 
+def dockerfile_limits() -> ServerLimits:
+    return ServerLimits.from_dockerfile(REPO / "Dockerfile")
+
+
 def test_the_space_defaults_keep_every_job_under_ten_minutes() -> None:
-    environment = {}
-    for line in (REPO / "Dockerfile").read_text().splitlines():
-        for word in line.replace("\\", " ").split():
-            if word.startswith("CIFAR_LAB_MAX_") and "=" in word:
-                key, value = word.split("=", 1)
-                environment[key] = value
-    limits = ServerLimits.from_env(environment)
-    assert limits.max_minutes is not None and limits.max_epochs is not None and limits.max_train_images is not None
+    limits = dockerfile_limits()
+    assert None not in (limits.max_minutes, limits.max_epochs, limits.max_train_images, limits.max_params,
+                        limits.max_memory_mb)
     # The cap covers data loading and training; the final test-set evaluation gets the rest of the 10 minutes.
-    assert limits.max_minutes <= 8
+    assert limits.max_minutes <= 8 and limits.owner_only_stop
 
 
-def test_the_time_cap_stops_a_run_cleanly(tmp_path: Path, data_root: Path) -> None:
+@pytest.mark.parametrize(("task", "label"), [(t, label) for t, presets in PRESETS.items() for label in presets])
+def test_every_preset_runs_on_the_space(task: str, label: str) -> None:
+    config = preset(task, label).validate()
+    capped = dockerfile_limits().apply(config)  # raises ConfigError if the Space would refuse it
+    assert capped.max_minutes is not None and not capped.tta
+
+
+def test_the_time_cap_finishes_a_run_with_its_schedule_spent(tmp_path: Path, data_root: Path) -> None:
     config = TrainConfig(arch="staged_cnn", arch_args={"variant": "baseline", "width": 8}, epochs=1000, subset=256,
-                         val_size=64, batch_size=32, out=str(tmp_path), name="capped", max_minutes=0.05)
+                         val_size=64, batch_size=32, out=str(tmp_path), name="capped", max_minutes=0.3)
     started = time.monotonic()
     result = Trainer(config).fit()
-    assert result.status == "stopped" and "time limit" in result.message
+    assert result.status == "finished" and "Reached the time limit of 0.3 minutes" in result.message
+    assert 1 <= result.epochs_completed < 1000 and "test_accuracy" in result.test_metrics
+    # The learning rate followed the clock: by the last completed epoch it had decayed most of the way.
+    assert result.history[-1].lr < 0.2 * config.lr
+    assert (tmp_path / "capped.safetensors").exists()
     assert time.monotonic() - started < 60
 
 

@@ -355,13 +355,14 @@ def test_config_round_trips_through_its_command_line() -> None:
     config = TrainConfig(arch="staged_cnn", arch_args={"variant": "advanced", "width": 32}, epochs=7,
                          optimizer="adamw", augment=False, subset=1000)
     command = config_to_command(config)
-    assert "--no-augment" in command and "--arch-arg variant=\"advanced\"" in command
+    assert "--no-augment" in command and "--arch-arg 'variant=\"advanced\"'" in command  # quoted for a shell
     import shlex
 
     from core.train.__main__ import build_parser
 
     args = vars(build_parser().parse_args(shlex.split(command)[3:]))
-    args.pop("no_record")
+    for supervision in ("no_record", "live_file", "run_store", "memory_limit_mb"):
+        args.pop(supervision)
     args["arch_args"] = dict(args.pop("arch_arg"))
     assert TrainConfig(**args) == config
 

@@ -8,17 +8,20 @@ from __future__ import annotations
 
 import argparse
 import json
+import resource
 import shlex
+import signal
 import sys
+import threading
 import types
 from dataclasses import MISSING, fields
 from typing import Any, get_args
 
 from core import devices
-from core.train.callbacks import ProgressBar
+from core.train.callbacks import LiveFile, ProgressBar
 from core.train.config import ConfigError, TrainConfig
-from core.train.engine import Trainer
-from core.train.runs import RunRecorder
+from core.train.engine import Trainer, config_to_command
+from core.train.runs import RunRecorder, RunStore
 
 
 def _parse_arch_arg(text: str) -> tuple[str, Any]:
@@ -53,13 +56,31 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--arch-arg", action="append", type=_parse_arch_arg, default=[], metavar="KEY=VALUE",
                         help="an architecture option, e.g. --arch-arg width=32 (repeatable)")
     parser.add_argument("--no-record", action="store_true", help="do not record the run in the run store")
+    supervision = parser.add_argument_group("supervision (the Train page's server sets these)")
+    supervision.add_argument("--live-file", default=None, help="keep the run's live state in this JSON file")
+    supervision.add_argument("--run-store", default=None, help="record the run in this SQLite file")
+    supervision.add_argument("--memory-limit-mb", type=float, default=None,
+                             help="fail allocations beyond this much memory (plus interpreter overhead)")
     return parser
+
+
+# The address space a process may hold beyond its resident limit before allocations fail: thread stacks
+# and the torch libraries' private mappings, which are reserved but mostly never resident (measured: about
+# 800 MB of data segment against 714 MB resident right after importing torch).
+ADDRESS_HEADROOM_MB = 1024
+
+
+def limit_memory(megabytes: float) -> None:
+    """Make allocations past ``megabytes`` (plus headroom) fail with MemoryError instead of taking the machine."""
+    limit = int((megabytes + ADDRESS_HEADROOM_MB) * 2**20)
+    resource.setrlimit(resource.RLIMIT_DATA, (limit, limit))
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = vars(build_parser().parse_args(argv))
     record = not args.pop("no_record")
+    live_file, run_store, memory_limit = args.pop("live_file"), args.pop("run_store"), args.pop("memory_limit_mb")
     args["arch_args"] = dict(args.pop("arch_arg"))
     try:
         config = TrainConfig(**args).validate()
@@ -67,10 +88,20 @@ def main(argv: list[str] | None = None) -> int:
         for problem in error.problems:
             print(f"error: {problem}", file=sys.stderr)
         return 2
+    if memory_limit:
+        limit_memory(memory_limit)
     devices.configure_threads()
-    command = "python -m core.train " + " ".join(shlex.quote(a) for a in argv)
-    callbacks = [ProgressBar()] + ([RunRecorder()] if record else [])
-    trainer = Trainer(config, callbacks, command=command)
+    # A supervised run records the command that reproduces it, without the supervisor's own flags.
+    command = config_to_command(config) if live_file else \
+        "python -m core.train " + " ".join(shlex.quote(a) for a in argv)
+    recorder = RunRecorder(RunStore(run_store) if run_store else None) if record else None
+    callbacks = [ProgressBar(), *([recorder] if recorder else [])]
+    if live_file:
+        callbacks.append(LiveFile(live_file, recorder))
+    stop = threading.Event()
+    # SIGTERM (the Train page's Stop, or `kill`) ends the run after the current batch, keeping its checkpoint.
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    trainer = Trainer(config, callbacks, stop_event=stop, command=command)
     try:
         result = trainer.fit()
     except Exception as error:

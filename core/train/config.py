@@ -10,6 +10,7 @@ import math
 import os
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
 from typing import Any
 
 from core import data, models, noise
@@ -73,7 +74,7 @@ class TrainConfig:
     init_from: str | None = None  # a checkpoint whose weights start a new run (a fine-tune: fresh optimizer)
     teacher: str | None = None  # colorization: classifiers (comma-separated) whose view of the original to keep
     teacher_weight: float = 1.0  # colorization: the teacher's share of the loss
-    max_minutes: float | None = None  # a server-side time cap; the run stops cleanly past it
+    max_minutes: float | None = None  # a time budget: the schedule decays by the clock and the run ends on it
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -177,14 +178,20 @@ class TrainConfig:
 class ServerLimits:
     """What a visitor may start on a shared server, read from the environment (unset: no cap).
 
-    ``CIFAR_LAB_MAX_EPOCHS``, ``CIFAR_LAB_MAX_MINUTES`` and ``CIFAR_LAB_MAX_TRAIN_IMAGES``. The
-    job manager applies them to every run it starts, whatever the form sent, so the cap holds on
-    the server and not only in the browser.
+    ``CIFAR_LAB_MAX_EPOCHS``, ``CIFAR_LAB_MAX_MINUTES``, ``CIFAR_LAB_MAX_TRAIN_IMAGES``,
+    ``CIFAR_LAB_MAX_PARAMS`` and ``CIFAR_LAB_MAX_MEMORY_MB`` (the estimated peak of a run, and the
+    hard limit its process runs under). The job manager applies them to every run it starts,
+    whatever the form sent, so the caps hold on the server and not only in the browser. On an
+    uncapped server ``CIFAR_LAB_ANYONE_CAN_STOP=1`` lets any visitor stop a run; a capped one
+    always keeps a run to the session that started it.
     """
 
     max_epochs: int | None = None
     max_minutes: float | None = None
     max_train_images: int | None = None
+    max_params: int | None = None
+    max_memory_mb: float | None = None
+    anyone_can_stop: bool = False
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> ServerLimits:
@@ -192,7 +199,9 @@ class ServerLimits:
         values: dict[str, Any] = {}
         for name, variable, kind in (("max_epochs", "CIFAR_LAB_MAX_EPOCHS", int),
                                      ("max_minutes", "CIFAR_LAB_MAX_MINUTES", float),
-                                     ("max_train_images", "CIFAR_LAB_MAX_TRAIN_IMAGES", int)):
+                                     ("max_train_images", "CIFAR_LAB_MAX_TRAIN_IMAGES", int),
+                                     ("max_params", "CIFAR_LAB_MAX_PARAMS", int),
+                                     ("max_memory_mb", "CIFAR_LAB_MAX_MEMORY_MB", float)):
             text = environ.get(variable, "").strip()
             if not text:
                 continue
@@ -203,11 +212,29 @@ class ServerLimits:
             if not (math.isfinite(value) and value > 0):
                 raise ValueError(f"{variable} must be above zero, not {text!r}.")
             values[name] = value
+        values["anyone_can_stop"] = environ.get("CIFAR_LAB_ANYONE_CAN_STOP", "").strip().lower() in ("1", "true", "yes")
         return cls(**values)
+
+    @classmethod
+    def from_dockerfile(cls, path: str | os.PathLike[str]) -> ServerLimits:
+        """The caps a Dockerfile's ``ENV CIFAR_LAB_...=value`` lines set (the Space's, for tests and benchmarks)."""
+        environment = {}
+        for line in Path(path).read_text().splitlines():
+            for word in line.replace("\\", " ").split():
+                if word.startswith("CIFAR_LAB_") and "=" in word:
+                    key, value = word.split("=", 1)
+                    environment[key] = value
+        return cls.from_env(environment)
 
     @property
     def active(self) -> bool:
-        return any(v is not None for v in (self.max_epochs, self.max_minutes, self.max_train_images))
+        return any(v is not None for v in (self.max_epochs, self.max_minutes, self.max_train_images, self.max_params,
+                                           self.max_memory_mb))
+
+    @property
+    def owner_only_stop(self) -> bool:
+        """Whether only the session that started a run may stop it (always, on a capped server)."""
+        return self.active or not self.anyone_can_stop
 
     def describe(self) -> str:
         """The caps as a sentence for the Train page; empty when there are none."""
@@ -216,8 +243,13 @@ class ServerLimits:
             parts.append(f"{self.max_epochs} epochs")
         if self.max_train_images is not None:
             parts.append(f"{self.max_train_images:,} training images")
+        if self.max_params is not None:
+            parts.append(f"{self.max_params / 1e6:g}M parameters")
+        if self.max_memory_mb is not None:
+            parts.append(f"{self.max_memory_mb:,.0f} MB of memory")
         if self.max_minutes is not None:
-            parts.append(f"{self.max_minutes:g} minutes of training (then a test-set evaluation without "
+            parts.append(f"{self.max_minutes:g} minutes of training (the learning rate decays by the clock, so a "
+                         "longer run ends at the limit as a finished model; then a test-set evaluation without "
                          "test-time augmentation)")
         return f"This server allows at most {', '.join(parts)} per run." if parts else ""
 
@@ -234,6 +266,17 @@ class ServerLimits:
         if any(value is not None for value in (config.out, config.resume, config.init_from, config.teacher)):
             problems.append("On this server runs are saved to the app's own folder and cannot read other files "
                             "(out, resume, init_from, teacher).")
+        if self.max_params is not None or self.max_memory_mb is not None:
+            from core.train.resources import estimate  # builds the model on the meta device: no memory used
+
+            cost = estimate(config)
+            if self.max_params is not None and cost.params > self.max_params:
+                problems.append(f"This server trains models of at most {self.max_params / 1e6:g}M parameters; "
+                                f"this one has {cost.params / 1e6:.1f}M.")
+            if self.max_memory_mb is not None and cost.peak_mb > self.max_memory_mb:
+                problems.append(f"This run would need about {cost.peak_mb:,.0f} MB of memory, more than the "
+                                f"{self.max_memory_mb:,.0f} MB this server allows per run; lower the batch size "
+                                "or the width.")
         if problems:
             raise ConfigError(problems)
         capped = {}

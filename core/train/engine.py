@@ -14,6 +14,7 @@ import inspect
 import json
 import math
 import os
+import shlex
 import threading
 import time
 from dataclasses import asdict, dataclass, field
@@ -261,7 +262,8 @@ class Trainer:
                                            tta=config.tta and config.task == "classification")
                 test_metrics = {f"test_{k}": v for k, v in test_metrics.items()}
                 self._save(test_metrics)
-                message = f"test {self.task.headline}={test_metrics[f'test_{self.task.headline}']:.4f}"
+                headline = f"test {self.task.headline}={test_metrics[f'test_{self.task.headline}']:.4f}"
+                message = headline if message == "Finished." else f"{message} {headline}"
             result = RunResult(status, message, len(self.history), self.history, test_metrics,
                                str(self.checkpoint_path) if self.checkpoint_path else None,
                                time.monotonic() - self.started)
@@ -348,7 +350,12 @@ class Trainer:
 
     def _loop(self) -> tuple[str, str]:
         config, task = self.config, self.task
-        deadline = self.started + config.max_minutes * 60 if config.max_minutes else None
+        # A time-capped run spends its schedule by the clock or by the step, whichever is further along, so
+        # at the limit the learning rate has decayed and the model is finished rather than cut mid-schedule.
+        loop_start = time.monotonic()
+        budget = self.started + config.max_minutes * 60 - loop_start if config.max_minutes else None
+        if budget is not None and budget <= 0:
+            return "stopped", f"The time limit of {config.max_minutes:g} minutes was reached before training began."
         for epoch in range(self.start_epoch, config.epochs):
             self.epoch = epoch
             self.loader.set_epoch(epoch)
@@ -363,9 +370,17 @@ class Trainer:
             for batch, labels in self.loader:
                 if self.stop_event.is_set():
                     return "stopped", f"Stopped by request during epoch {epoch + 1}."
-                if deadline and time.monotonic() > deadline:
-                    return "stopped", f"Stopped at the time limit of {config.max_minutes:g} minutes."
-                factor = lr_factor(config.schedule, self.step, self.total_steps, self.warmup_steps)
+                progress_step = self.step
+                if budget is not None:
+                    timed = int((time.monotonic() - loop_start) / budget * self.total_steps)
+                    progress_step = max(self.step, timed)
+                    if progress_step >= self.total_steps:
+                        if self.lookahead is not None:
+                            self.lookahead.update(self.model, 1.0)  # finish on the slow weights
+                        return "finished", (f"Reached the time limit of {config.max_minutes:g} minutes after "
+                                            f"{self.step / self.steps_per_epoch:.1f} of {config.epochs} epochs, "
+                                            "with the learning rate decayed by then.")
+                factor = lr_factor(config.schedule, progress_step, self.total_steps, self.warmup_steps)
                 lr = config.lr * factor
                 for group in self.optimizer.param_groups:
                     group["lr"] = group["base_lr"] * factor
@@ -385,7 +400,7 @@ class Trainer:
                 self.optimizer.step()
                 self.step += 1
                 if self.lookahead is not None and self.step % LOOKAHEAD_EVERY == 0:
-                    self.lookahead.update(self.model, LOOKAHEAD_DECAY * (self.step / self.total_steps) ** 3)
+                    self.lookahead.update(self.model, LOOKAHEAD_DECAY * (progress_step / self.total_steps) ** 3)
                 detached = loss.detach()
                 loss_sum += detached * len(batch)
                 for key, value in task.metric_sums(output.detach(), target).items():
@@ -521,19 +536,24 @@ class Trainer:
         self.start_epoch = int(metadata["epoch"])
 
 
-def config_to_command(config: TrainConfig) -> str:
-    """The command line that reproduces ``config``."""
+def config_to_argv(config: TrainConfig) -> list[str]:
+    """The arguments of ``python -m core.train`` that reproduce ``config`` (defaults left out)."""
     defaults = TrainConfig()
-    parts = ["python -m core.train"]
+    argv: list[str] = []
     for key, value in config.to_dict().items():
         always_shown = key in ("task", "arch", "dataset", "epochs")
         if key == "arch_args" or (value == getattr(defaults, key) and not always_shown):
             continue
         flag = "--" + key.replace("_", "-")
         if isinstance(value, bool):
-            parts.append(flag if value else f"--no-{key.replace('_', '-')}")
+            argv.append(flag if value else f"--no-{key.replace('_', '-')}")
         elif value is not None:
-            parts.append(f"{flag} {value}")
+            argv += [flag, str(value)]
     for key, value in sorted(config.arch_args.items()):
-        parts.append(f"--arch-arg {key}={json.dumps(value)}")
-    return " ".join(parts)
+        argv += ["--arch-arg", f"{key}={json.dumps(value)}"]
+    return argv
+
+
+def config_to_command(config: TrainConfig) -> str:
+    """The command line that reproduces ``config``."""
+    return shlex.join(["python", "-m", "core.train", *config_to_argv(config)])

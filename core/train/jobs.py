@@ -1,124 +1,209 @@
-"""Training jobs that belong to the server, not to a browser tab.
+"""Training runs the server supervises: each one a child process, never a thread of the web server.
 
-One training at a time per process: ``JOBS.start(config)`` runs it in a background
-thread (which never touches the UI) and refuses a second while one runs. The live
-state is a plain object behind a lock; the Train page polls ``snapshot()``.
-Closing a tab changes nothing: the job and its state live in this module.
+``JOBS.start(config, owner=...)`` launches ``python -m core.train`` with a live-state file and
+refuses a second run while one is alive. A thread per job waits for the child; the Train page
+polls ``snapshot()``, which reads the child's live file. If the child dies (killed for memory,
+SIGKILL, a crash), the server keeps serving, the run reads as failed with the reason the exit
+status tells, the checkpoint of its last completed epoch stays, and the slot is free again.
+Only the session that started a run may stop it (unless the owner rule is switched off).
 """
 
 from __future__ import annotations
 
+import contextlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
 import threading
 import time
-import traceback
-from dataclasses import asdict
+import uuid
+from pathlib import Path
 from typing import Any
 
-from core import devices
+from core import paths
 from core.train.config import ServerLimits, TrainConfig
-from core.train.engine import Callback, EpochRecord, RunResult, Trainer
-from core.train.runs import RunRecorder, RunStore
+from core.train.engine import config_to_argv
+from core.train.runs import RunStore
 
-MAX_BATCH_POINTS = 2000  # the live loss curve keeps this many points, evenly thinned
+STOP_GRACE_SECONDS = 30.0  # a child that ignores SIGTERM this long (stuck loading data) is killed
+WATCH_INTERVAL = 0.25  # seconds between checks of the child's resident memory
+LOG_TAIL_CHARS = 2000
 
 
 class TrainerBusy(RuntimeError):
     """A training job is already running on this server."""
 
 
-class Job(Callback):
-    """One training run in a thread, and its live state."""
+class NotOwner(PermissionError):
+    """Someone else's run: only the session that started it may stop it."""
 
-    def __init__(self, config: TrainConfig, store: RunStore | None = None) -> None:
+
+def resident_mb(pid: int) -> float | None:
+    """A process's resident memory in MB, from /proc (None where unreadable)."""
+    try:
+        pages = int(Path(f"/proc/{pid}/statm").read_text().split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
+    return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def death_message(returncode: int, memory_limit_mb: float | None, killed_for_memory: bool,
+                  stop_requested: bool) -> str:
+    """Why a training process ended without reporting an end of its own, in words."""
+    if killed_for_memory:
+        return (f"The training process went over this server's memory limit of {memory_limit_mb:,.0f} MB and was "
+                "stopped; try a smaller batch size or width.")
+    if returncode < 0:
+        name = signal.Signals(-returncode).name if -returncode in signal.valid_signals() else str(-returncode)
+        if -returncode == signal.SIGKILL and not stop_requested:
+            return "The training process was killed (SIGKILL), probably out of memory."
+        if -returncode == signal.SIGKILL:
+            return "The training process did not stop when asked and was killed."
+        return f"The training process ended by signal {name}."
+    return f"The training process exited with status {returncode} without finishing."
+
+
+class Job:
+    """One supervised training process and what the server knows of it."""
+
+    def __init__(self, config: TrainConfig, owner: str | None = None, store: RunStore | None = None,
+                 memory_limit_mb: float | None = None) -> None:
         self.config = config
-        self.stop_event = threading.Event()
-        self.lock = threading.Lock()
-        self.status = "starting"
-        self.message = "Loading data..."
-        self.history: list[dict[str, Any]] = []
-        self.batch_losses: list[tuple[int, float]] = []
-        self.step, self.total_steps, self.epoch = 0, 0, 0
-        self.device = ""
-        self.checkpoint: str | None = None
-        self.test_metrics: dict[str, float] = {}
-        self.run_id: int | None = None
+        self.owner = owner
+        self.store = store or RunStore()
+        self.memory_limit_mb = memory_limit_mb
+        self.folder = paths.app_home() / "jobs" / f"{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:8]}"
+        self.folder.mkdir(parents=True)
+        self.live_path = self.folder / "live.json"
+        self.log_path = self.folder / "log.txt"
         self.started = time.time()
-        self.ended: float | None = None
-        self.images_seen = 0
-        self._loop_started: float | None = None
-        self.recorder = RunRecorder(store)
-        self.trainer = Trainer(config, callbacks=[self, self.recorder], stop_event=self.stop_event)
-        self.thread = threading.Thread(target=self._run, name="cifar-lab-training", daemon=True)
+        self.lock = threading.Lock()
+        self.stop_requested = False
+        self.killed_for_memory = False
+        self.returncode: int | None = None
+        self.peak_rss_mb: float | None = None
+        self._ended_state: dict[str, Any] | None = None  # the summary kept once the child is gone
+        self._cache: tuple[int, dict[str, Any]] | None = None
+        argv = [sys.executable, "-m", "core.train", *config_to_argv(config), "--live-file", str(self.live_path),
+                "--run-store", str(self.store.path)]
+        if memory_limit_mb:
+            argv += ["--memory-limit-mb", f"{memory_limit_mb:g}"]
+        with open(self.log_path, "wb") as log:
+            # Its own session: a signal meant for the server (Ctrl-C) does not reach the run, and back.
+            self.process = subprocess.Popen(argv, cwd=paths.REPO_ROOT, stdin=subprocess.DEVNULL, stdout=log,
+                                            stderr=subprocess.STDOUT, start_new_session=True)
+        self.thread = threading.Thread(target=self._supervise, name="cifar-lab-training-supervisor", daemon=True)
+        self.thread.start()
 
     @property
     def running(self) -> bool:
         return self.thread.is_alive()
 
-    def _run(self) -> None:
+    # ---- supervision (its own thread) ----------------------------------------------------------------
+    def _supervise(self) -> None:
+        pid = self.process.pid
+        while True:
+            waited, status, usage = os.wait4(pid, os.WNOHANG)
+            if waited:
+                break
+            if self.memory_limit_mb and (resident_mb(pid) or 0) > self.memory_limit_mb:
+                self.killed_for_memory = True
+                self._signal(signal.SIGKILL)
+            time.sleep(WATCH_INTERVAL)
+        self.process.returncode = os.waitstatus_to_exitcode(status)  # keeps Popen from waiting again
+        self.returncode = self.process.returncode
+        self.peak_rss_mb = usage.ru_maxrss / 1024
+        self._conclude()
+
+    def _conclude(self) -> None:
+        """Keep the run's summary, record an end the child could not record, free the slot."""
+        state = self._read_live()
+        reported = state.get("status") in ("finished", "stopped", "diverged", "failed")
+        if self.killed_for_memory or not reported:
+            # Stopped before its signal handler was in place (still importing): a stop, not a failure.
+            stopped_early = self.stop_requested and self.returncode == -signal.SIGTERM
+            state["status"] = "stopped" if stopped_early else "failed"
+            state["message"] = "Stopped by request before training began." if stopped_early else death_message(
+                self.returncode or 0, self.memory_limit_mb, self.killed_for_memory, self.stop_requested)
+            if not stopped_early and not self.killed_for_memory and self.returncode and self.returncode > 0:
+                state["message"] += " " + self.log_tail(300)
+            state["ended"] = time.time()
+            if state.get("run_id") is not None:
+                epochs = len(state.get("history", []))
+                state["message"] += f" The checkpoint of epoch {epochs} is kept." if epochs else ""
+                self.store.finish(state["run_id"], state["status"], state["message"], {}, state.get("checkpoint"),
+                                  time.time() - self.started)
+        elif state.get("status") == "failed" and "can't allocate memory" in state.get("message", ""):
+            state["message"] = (f"The run needed more memory than this server allows ({self.memory_limit_mb:,.0f} MB);"
+                                " try a smaller batch size or width.")
+        state["peak_rss_mb"] = self.peak_rss_mb
+        with self.lock:
+            self._ended_state = state
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+    def _signal(self, signum: int) -> None:
+        with contextlib.suppress(ProcessLookupError, PermissionError):  # already gone
+            os.killpg(self.process.pid, signum)
+
+    def _read_live(self) -> dict[str, Any]:
+        """The child's last live state (cached by file version); an empty start before it wrote one."""
         try:
-            self.trainer.fit()
-        except Exception as error:  # the result was already recorded by on_finish; keep the details for logs
-            with self.lock:
-                self.status, self.message = "failed", f"{type(error).__name__}: {error}"
-            traceback.print_exc()
+            stat = self.live_path.stat()
+            if self._cache is None or self._cache[0] != stat.st_mtime_ns:
+                self._cache = (stat.st_mtime_ns, json.loads(self.live_path.read_text()))
+            return dict(self._cache[1])
+        except (OSError, ValueError):  # not written yet, or being replaced
+            return dict(self._cache[1]) if self._cache else {"status": "starting", "message": "Starting..."}
 
+    def log_tail(self, chars: int = LOG_TAIL_CHARS) -> str:
+        """The end of the child's output (its error, when it failed)."""
+        try:
+            text = self.log_path.read_text(errors="replace")
+        except OSError:
+            return ""
+        lines = [line for line in text.replace("\r", "\n").splitlines() if line.strip()]
+        errors = [line for line in lines if line.startswith("error:")]
+        return (errors[-1] if errors else "\n".join(lines[-3:]))[-chars:]
+
+    # ---- control (any thread) ----------------------------------------------------------------------
     def stop(self) -> None:
-        self.stop_event.set()
-        with self.lock:
-            if self.status in ("starting", "running"):
-                self.message = "Stopping after the current batch..."
+        """Ask the child to stop after its current batch; kill it if it has not within the grace time."""
+        if not self.running:
+            return
+        self.stop_requested = True
+        self._signal(signal.SIGTERM)
+        timer = threading.Timer(STOP_GRACE_SECONDS, lambda: self.running and self._signal(signal.SIGKILL))
+        timer.daemon = True
+        timer.start()
 
-    # ---- callback events (training thread) ----------------------------------------------------------
-    def on_train_start(self, trainer: Trainer) -> None:
-        with self.lock:
-            self.status, self.message = "running", "Training..."
-            self.total_steps, self.step = trainer.total_steps, trainer.step
-            self.device = devices.describe(trainer.device)
-            self.checkpoint = str(trainer.checkpoint_path)
-            self.history = [asdict(r) for r in trainer.history]
-            self.run_id = self.recorder.run_id
-            self._loop_started = time.time()
-            self._start_step = trainer.step
-
-    def on_batch_end(self, trainer: Trainer, step: int, loss, batch_size: int) -> None:
-        value = float(loss)
-        with self.lock:
-            self.step, self.epoch = step, trainer.epoch
-            self.images_seen += batch_size
-            self.batch_losses.append((step, value))
-            if len(self.batch_losses) > MAX_BATCH_POINTS:
-                self.batch_losses = self.batch_losses[::2]
-
-    def on_epoch_end(self, trainer: Trainer, record: EpochRecord) -> None:
-        with self.lock:
-            self.history.append(asdict(record))
-
-    def on_finish(self, trainer: Trainer, result: RunResult) -> None:
-        with self.lock:
-            self.status, self.message = result.status, result.message
-            self.test_metrics = result.test_metrics
-            self.checkpoint = result.checkpoint
-            self.ended = time.time()
-
-    # ---- reading (any thread) -------------------------------------------------------------------------
     def snapshot(self) -> dict[str, Any]:
         """A consistent copy of the live state, with elapsed time, ETA and speed."""
         with self.lock:
-            now = self.ended or time.time()
-            elapsed = now - self.started
-            loop_elapsed = now - self._loop_started if self._loop_started else 0.0
-            done = self.step - getattr(self, "_start_step", 0)
-            remaining = self.total_steps - self.step
-            eta = loop_elapsed / done * remaining if done and self.status == "running" else None
-            return {
-                "status": self.status, "message": self.message, "config": self.config.to_dict(),
-                "history": list(self.history), "batch_losses": list(self.batch_losses),
-                "step": self.step, "total_steps": self.total_steps, "epoch": self.epoch,
-                "device": self.device, "checkpoint": self.checkpoint, "test_metrics": dict(self.test_metrics),
-                "run_id": self.run_id, "elapsed": elapsed, "eta": eta,
-                "images_per_second": self.images_seen / loop_elapsed if loop_elapsed > 0 else 0.0,
-                "running": self.thread.is_alive(),
-            }
+            ended = self._ended_state
+        state = dict(ended) if ended is not None else self._read_live()
+        running = ended is None
+        if running and self.stop_requested and state.get("status") in ("starting", "running"):
+            state["message"] = "Stopping after the current batch..."
+        now = state.get("ended") or time.time()
+        loop_started = state.get("loop_started")
+        loop_elapsed = now - loop_started if loop_started else 0.0
+        step, total = state.get("step", 0), state.get("total_steps", 0)
+        done = step - state.get("start_step", 0)
+        eta = loop_elapsed / done * (total - step) if done and running and state.get("status") == "running" else None
+        return {
+            "status": state.get("status", "starting"), "message": state.get("message", ""),
+            "config": self.config.to_dict(), "history": list(state.get("history", [])),
+            "batch_losses": list(state.get("batch_losses", [])), "step": step, "total_steps": total,
+            "epoch": state.get("epoch", 0), "device": state.get("device", ""), "checkpoint": state.get("checkpoint"),
+            "test_metrics": dict(state.get("test_metrics", {})), "run_id": state.get("run_id"),
+            "elapsed": now - self.started, "eta": eta,
+            "images_per_second": state.get("images_seen", 0) / loop_elapsed if loop_elapsed > 0 else 0.0,
+            "running": running, "owner": self.owner, "pid": self.process.pid,
+            "peak_rss_mb": state.get("peak_rss_mb"),
+        }
 
 
 class JobManager:
@@ -128,28 +213,41 @@ class JobManager:
         self._lock = threading.Lock()
         self._job: Job | None = None
 
-    def start(self, config: TrainConfig, store: RunStore | None = None, limits: ServerLimits | None = None) -> Job:
+    def start(self, config: TrainConfig, store: RunStore | None = None, limits: ServerLimits | None = None,
+              owner: str | None = None) -> Job:
         """Validate ``config``, apply the server's limits and start it, unless a job is running (TrainerBusy).
 
-        ``limits`` default to ``ServerLimits.from_env()``: a public deployment caps every run here.
+        ``limits`` default to ``ServerLimits.from_env()``: a public deployment caps every run here,
+        including its estimated memory, and the child runs under the memory cap.
         """
         limits = ServerLimits.from_env() if limits is None else limits
         with self._lock:
             if self._job is not None and self._job.running:
                 raise TrainerBusy("A training run is already in progress on this server; watch it below or "
                                   "wait for it to finish.")
-            job = Job(limits.apply(config.validate()), store)
+            job = Job(limits.apply(config.validate()), owner, store, limits.max_memory_mb)
             self._job = job
-            job.thread.start()
             return job
 
     def current(self) -> Job | None:
-        """The running job, or the last one to have run."""
+        """The running job, or the last one to have run (only its summary is kept)."""
         return self._job
 
-    def stop(self) -> None:
-        if self._job is not None:
-            self._job.stop()
+    def may_stop(self, owner: str | None, limits: ServerLimits | None = None) -> bool:
+        """Whether ``owner`` (a browser session) may stop the current run."""
+        job = self._job
+        if job is None:
+            return False
+        limits = ServerLimits.from_env() if limits is None else limits
+        return not limits.owner_only_stop or job.owner is None or job.owner == owner
+
+    def stop(self, owner: str | None = None, limits: ServerLimits | None = None) -> None:
+        """Stop the current run; NotOwner if ``owner`` did not start it and the owner rule holds."""
+        if self._job is None:
+            return
+        if not self.may_stop(owner, limits):
+            raise NotOwner("Only the visitor who started this run can stop it.")
+        self._job.stop()
 
 
 JOBS = JobManager()

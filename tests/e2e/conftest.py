@@ -34,10 +34,11 @@ def free_port() -> int:
 
 
 @contextlib.contextmanager
-def streamlit_server(home: Path, log_name: str = "streamlit-server") -> Iterator[str]:
+def streamlit_server(home: Path, log_name: str = "streamlit-server", env: dict[str, str] | None = None
+                     ) -> Iterator[str]:
     """Run `streamlit run app.py` on a free localhost port with its own app home; yield its URL."""
     port = free_port()
-    env = {**os.environ, "CIFAR_LAB_HOME": str(home)}
+    env = {**os.environ, "CIFAR_LAB_HOME": str(home), **(env or {})}
     with open(ARTIFACTS / f"{log_name}.log", "w") as log:
         server = subprocess.Popen(
             [sys.executable, "-m", "streamlit", "run", str(REPO / "app.py"), "--server.headless", "true",
@@ -48,7 +49,7 @@ def streamlit_server(home: Path, log_name: str = "streamlit-server") -> Iterator
         try:
             url = f"http://127.0.0.1:{port}"
             deadline = time.monotonic() + 90
-            while not _healthy(url):
+            while not healthy(url):
                 if server.poll() is not None or time.monotonic() > deadline:
                     pytest.fail(f"Streamlit did not start; see {ARTIFACTS / log_name}.log")
                 time.sleep(0.5)
@@ -61,7 +62,7 @@ def streamlit_server(home: Path, log_name: str = "streamlit-server") -> Iterator
                 server.kill()
 
 
-def _healthy(url: str) -> bool:
+def healthy(url: str) -> bool:
     try:
         with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
             return response.status == 200

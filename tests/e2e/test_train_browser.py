@@ -1,8 +1,13 @@
-"""Train page in real headless Chromium: start a tiny run, watch the chart grow, stop it."""
+"""Train page in real headless Chromium: start a tiny run, watch the chart grow, stop it; only its owner
+can; a killed training process leaves the server up and the slot free; a capped server refuses a huge run."""
 
 from __future__ import annotations
 
-from tests.e2e.conftest import open_page, screenshot, wait_until_idle
+import os
+import signal
+import subprocess
+
+from tests.e2e.conftest import open_page, screenshot, streamlit_server, wait_until_idle
 
 POINTS = """() => {
     const plot = document.querySelector('[data-testid="stPlotlyChart"] .js-plotly-plot');
@@ -21,35 +26,100 @@ def choose(page, label: str, option: str) -> None:
 
 def set_number(page, label: str, value: int) -> None:
     field = page.get_by_label(label, exact=True)
+    # After a change of architecture the old model's field of the same name lingers for a moment.
+    for _ in range(100):
+        if field.count() == 1:
+            break
+        page.wait_for_timeout(100)
     field.fill(str(value))
     field.press("Tab")
 
 
-def test_start_watch_and_stop_a_run(page, app_url: str) -> None:
-    open_page(page, app_url, "train")
-    assert page.locator("h1").first.inner_text().strip() == "Train"
+def fill_tiny_run(page, epochs: int = 300) -> None:
     choose(page, "Architecture", "Staged CNN (baseline / intermediate / advanced)")
     choose(page, "variant", "baseline")
     set_number(page, "width", 8)
-    set_number(page, "Epochs", 300)
+    set_number(page, "Epochs", epochs)
     set_number(page, "Batch size", 64)
     set_number(page, "Training images (0 = all)", 512)
     set_number(page, "Validation images", 128)
+
+
+def main_text(page) -> str:
+    return page.locator('[data-testid="stMainBlockContainer"]').inner_text()
+
+
+def test_start_watch_and_stop_a_run_only_its_owner_can_stop(page, browser, app_url: str) -> None:
+    open_page(page, app_url, "train")
+    assert page.locator("h1").first.inner_text().strip() == "Train"
+    fill_tiny_run(page)
     page.get_by_role("button", name="Start training").click()
 
     page.wait_for_function(f"({POINTS})() >= 2", timeout=120_000)
     first = page.evaluate(POINTS)
     page.wait_for_function(f"({POINTS})() > {first}", timeout=60_000)  # the live chart keeps gaining points
-    assert "Running" in page.locator('[data-testid="stMainBlockContainer"]').inner_text()
+    assert "Running" in main_text(page)
     screenshot(page, "train-running")
+
+    # Another visitor (a second browser context: its own session) watches, read-only.
+    other_context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    try:
+        other = other_context.new_page()
+        other.set_default_timeout(60_000)
+        open_page(other, app_url, "train")
+        other.get_by_text("Someone else's run").first.wait_for()
+        assert other.locator('[data-testid="stMainBlockContainer"]').get_by_role("button", name="Stop").count() == 0
+        assert not other.get_by_role("button", name="Start training").is_enabled()
+        screenshot(other, "train-someone-elses-run")
+    finally:
+        other_context.close()
 
     # Scoped to the page body: Streamlit's own header has a "Stop" button while a script runs.
     main = page.locator('[data-testid="stMainBlockContainer"]')
     main.get_by_role("button", name="Stop").click()
     page.get_by_text("Stopped by request").first.wait_for(timeout=60_000)
     wait_until_idle(page)
-    text = page.locator('[data-testid="stMainBlockContainer"]').inner_text()
+    text = main_text(page)
     assert "Stopped" in text and "Traceback" not in text
     assert page.get_by_role("button", name="Start training").is_enabled()
     assert page.console_errors == []
     screenshot(page, "train-stopped")
+
+
+def training_children(marker: str) -> list[int]:
+    """Pids of training processes whose command line holds ``marker`` (the server's app home)."""
+    found = subprocess.run(["pgrep", "-f", f"core.train .*--live-file {marker}"], capture_output=True, text=True)
+    return [int(pid) for pid in found.stdout.split()]
+
+
+def test_a_killed_training_process_leaves_the_server_up_and_the_slot_free(page, browser, tmp_path) -> None:
+    home = tmp_path / "home"
+    with streamlit_server(home, "streamlit-kill") as url:
+        open_page(page, url, "train")
+        fill_tiny_run(page)
+        page.get_by_role("button", name="Start training").click()
+        page.wait_for_function(f"({POINTS})() >= 1", timeout=120_000)
+        (pid,) = training_children(str(home))
+        os.kill(pid, signal.SIGKILL)
+        page.get_by_text("killed (SIGKILL)").first.wait_for(timeout=30_000)
+        wait_until_idle(page)
+        assert "Failed" in main_text(page) and "Traceback" not in main_text(page)
+        assert page.get_by_role("button", name="Start training").is_enabled()  # the slot is free
+        screenshot(page, "train-killed")
+        open_page(page, url, "classify")  # and every page still serves
+        assert "Traceback" not in main_text(page)
+
+
+def test_a_capped_server_refuses_a_run_too_large_for_it(page, tmp_path) -> None:
+    caps = {"CIFAR_LAB_MAX_PARAMS": "12000000", "CIFAR_LAB_MAX_MEMORY_MB": "6000", "CIFAR_LAB_MAX_MINUTES": "8"}
+    with streamlit_server(tmp_path / "home", "streamlit-capped", env=caps) as url:
+        open_page(page, url, "train")
+        choose(page, "Architecture", "ResNet-18 (CIFAR form)")
+        set_number(page, "width", 128)
+        set_number(page, "Batch size", 8192)
+        page.get_by_role("button", name="Start training").click()
+        page.get_by_text("This run cannot start").first.wait_for(timeout=60_000)
+        text = main_text(page)
+        assert "at most 12M parameters" in text and "6,000 MB this server allows" in text
+        assert "Running" not in text and "Traceback" not in text
+        screenshot(page, "train-refused")
