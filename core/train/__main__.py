@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import shlex
 import signal
@@ -68,6 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
 # and the torch libraries' private mappings, which are reserved but mostly never resident (measured: about
 # 800 MB of data segment against 714 MB resident right after importing torch).
 ADDRESS_HEADROOM_MB = 1024
+SUPERVISED_NICENESS = 10
 
 
 def limit_memory(megabytes: float) -> None:
@@ -90,6 +92,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if memory_limit:
         limit_memory(memory_limit)
+    if live_file:  # under the web server: its visitors' page runs come before the background training
+        os.nice(SUPERVISED_NICENESS)
     devices.configure_threads()
     # A supervised run records the command that reproduces it, without the supervisor's own flags.
     command = config_to_command(config) if live_file else \

@@ -400,7 +400,8 @@ class Trainer:
                 self.optimizer.step()
                 self.step += 1
                 if self.lookahead is not None and self.step % LOOKAHEAD_EVERY == 0:
-                    self.lookahead.update(self.model, LOOKAHEAD_DECAY * (progress_step / self.total_steps) ** 3)
+                    progress = max(self.step, progress_step + 1) / self.total_steps  # the step just taken counts
+                    self.lookahead.update(self.model, LOOKAHEAD_DECAY * progress**3)
                 detached = loss.detach()
                 loss_sum += detached * len(batch)
                 for key, value in task.metric_sums(output.detach(), target).items():

@@ -7,6 +7,8 @@ import os
 import signal
 import subprocess
 
+from playwright.sync_api import expect
+
 from tests.e2e.conftest import open_page, screenshot, streamlit_server, wait_until_idle
 
 POINTS = """() => {
@@ -81,7 +83,8 @@ def test_start_watch_and_stop_a_run_only_its_owner_can_stop(page, browser, app_u
     wait_until_idle(page)
     text = main_text(page)
     assert "Stopped" in text and "Traceback" not in text
-    assert page.get_by_role("button", name="Start training").is_enabled()
+    # The message comes from the training process; the slot frees when the server has reaped it, a moment later.
+    expect(page.get_by_role("button", name="Start training")).to_be_enabled(timeout=30_000)
     assert page.console_errors == []
     screenshot(page, "train-stopped")
 
@@ -104,7 +107,7 @@ def test_a_killed_training_process_leaves_the_server_up_and_the_slot_free(page, 
         page.get_by_text("killed (SIGKILL)").first.wait_for(timeout=30_000)
         wait_until_idle(page)
         assert "Failed" in main_text(page) and "Traceback" not in main_text(page)
-        assert page.get_by_role("button", name="Start training").is_enabled()  # the slot is free
+        expect(page.get_by_role("button", name="Start training")).to_be_enabled(timeout=10_000)  # the slot is free
         screenshot(page, "train-killed")
         open_page(page, url, "classify")  # and every page still serves
         assert "Traceback" not in main_text(page)
