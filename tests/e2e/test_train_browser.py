@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
+from pathlib import Path
 
 from playwright.sync_api import expect
 
@@ -90,9 +90,16 @@ def test_start_watch_and_stop_a_run_only_its_owner_can_stop(page, browser, app_u
 
 
 def training_children(marker: str) -> list[int]:
-    """Pids of training processes whose command line holds ``marker`` (the server's app home)."""
-    found = subprocess.run(["pgrep", "-f", f"core.train .*--live-file {marker}"], capture_output=True, text=True)
-    return [int(pid) for pid in found.stdout.split()]
+    """Pids of training processes whose command line holds ``marker`` (the server's app home), from /proc."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            words = (entry / "cmdline").read_bytes().decode(errors="replace").split("\0")
+        except OSError:  # not a process, or gone
+            continue
+        if "core.train" in words and any(marker in word for word in words) and "--live-file" in words:
+            found.append(int(entry.name))
+    return found
 
 
 def test_a_killed_training_process_leaves_the_server_up_and_the_slot_free(page, browser, tmp_path) -> None:
