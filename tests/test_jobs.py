@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -122,3 +125,26 @@ def test_the_estimate_grows_with_batch_and_width() -> None:
     assert estimate(TrainConfig(arch="fastnet", arch_args={"width": 32}, batch_size=1024)).peak_mb > base.peak_mb
     wider = estimate(TrainConfig(arch="fastnet", arch_args={"width": 64}, batch_size=256))
     assert wider.params > 3 * base.params and wider.peak_mb > base.peak_mb
+
+
+def test_a_run_stops_by_itself_when_its_server_is_gone(tmp_path: Path, data_root: Path) -> None:
+    # A stand-in server starts a supervised run and exits at once: the run must not train on, orphaned.
+    live = tmp_path / "live.json"
+    starter = (
+        "import os, subprocess, sys\n"
+        "from core.train.engine import config_to_argv\n"
+        "from core.train import TrainConfig\n"
+        f"config = TrainConfig(**{TINY!r}, epochs=500, out={str(tmp_path)!r}, name='orphan')\n"
+        "child = subprocess.Popen([sys.executable, '-m', 'core.train', *config_to_argv(config), '--no-record',"
+        f" '--live-file', {str(live)!r}], start_new_session=True, stdout=subprocess.DEVNULL,"
+        " stderr=subprocess.DEVNULL, env=os.environ | {'CIFAR_LAB_SUPERVISOR_PID': str(os.getpid())})\n"
+        "print(child.pid)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", starter], capture_output=True, text=True, check=True,
+                          cwd=Path(__file__).resolve().parent.parent)
+    pid = int(done.stdout.split()[-1])
+    wait_until(lambda: live.exists() and json.loads(live.read_text())["status"] not in ("starting", "running"),
+               seconds=120)
+    assert json.loads(live.read_text())["status"] == "stopped"
+    wait_until(lambda: not Path(f"/proc/{pid}").exists() or "zombie" in Path(f"/proc/{pid}/status").read_text(),
+               seconds=30)

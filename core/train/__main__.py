@@ -78,6 +78,22 @@ def limit_memory(megabytes: float) -> None:
     resource.setrlimit(resource.RLIMIT_DATA, (limit, limit))
 
 
+def stop_when_orphaned(stop: threading.Event, interval: float = 1.0) -> None:
+    """Stop the run, cleanly, once the server that started it is gone (its own session outlives it).
+
+    The server names itself in ``CIFAR_LAB_SUPERVISOR_PID``: had it died while this process was still
+    importing torch, ``getppid()`` would already be the adopting process.
+    """
+    parent = int(os.environ.get("CIFAR_LAB_SUPERVISOR_PID") or os.getppid())
+
+    def watch() -> None:
+        while not stop.wait(interval):
+            if os.getppid() != parent:
+                stop.set()
+
+    threading.Thread(target=watch, name="cifar-lab-parent-watch", daemon=True).start()
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = vars(build_parser().parse_args(argv))
@@ -105,6 +121,8 @@ def main(argv: list[str] | None = None) -> int:
     stop = threading.Event()
     # SIGTERM (the Train page's Stop, or `kill`) ends the run after the current batch, keeping its checkpoint.
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    if live_file:
+        stop_when_orphaned(stop)
     trainer = Trainer(config, callbacks, stop_event=stop, command=command)
     try:
         result = trainer.fit()

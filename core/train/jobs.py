@@ -94,7 +94,8 @@ class Job:
         with open(self.log_path, "wb") as log:
             # Its own session: a signal meant for the server (Ctrl-C) does not reach the run, and back.
             self.process = subprocess.Popen(argv, cwd=paths.REPO_ROOT, stdin=subprocess.DEVNULL, stdout=log,
-                                            stderr=subprocess.STDOUT, start_new_session=True)
+                                            stderr=subprocess.STDOUT, start_new_session=True,
+                                            env=os.environ | {"CIFAR_LAB_SUPERVISOR_PID": str(os.getpid())})
         self.thread = threading.Thread(target=self._supervise, name="cifar-lab-training-supervisor", daemon=True)
         self.thread.start()
 
