@@ -30,11 +30,21 @@ def amp_dtype(device: torch.device) -> torch.dtype | None:
     """The autocast dtype worth using on ``device``, or None for full precision.
 
     bf16 on CUDA where the GPU supports it (no loss scaling needed), fp16 on older
-    GPUs. On the CPU autocast is slower than fp32 on most chips, so it stays off.
+    GPUs. On a CPU with AMX tiles (Intel Xeon since Sapphire Rapids) bf16 convolutions
+    run on the matrix units, about twice as fast as fp32 when training the fast net; on
+    other CPUs bf16 is emulated and slower than fp32, so autocast stays off there.
     """
     if device.type == "cuda":
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    if device.type == "cpu" and cpu_has_amx():
+        return torch.bfloat16
     return None
+
+
+def cpu_has_amx() -> bool:
+    """Whether this CPU has AMX tiles, the matrix units that make bf16 training fast."""
+    probe = getattr(torch.cpu, "_is_amx_tile_supported", None)  # private, so guarded: absent means no
+    return bool(probe and probe())
 
 
 def configure_threads(num_threads: int | None = None) -> int:

@@ -14,7 +14,10 @@ def test_picks_cpu_without_accelerators(monkeypatch: pytest.MonkeyPatch) -> None
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
     assert devices.pick_device().type == "cpu"
-    assert devices.amp_dtype(torch.device("cpu")) is None
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
+    assert devices.amp_dtype(torch.device("cpu")) is None  # emulated bf16 is slower than fp32
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: True)
+    assert devices.amp_dtype(torch.device("cpu")) is torch.bfloat16
     assert devices.describe(torch.device("cpu")).startswith("CPU")
 
 
