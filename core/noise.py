@@ -2,7 +2,9 @@
 
 Strengths use the conventions of the literature and the seed projects: Gaussian
 sigma on the 0-255 scale (sigma 25 means 25/255 on [0, 1] images), salt-and-pepper
-as the fraction of pixels replaced, Poisson as the photon count at full white
+as the fraction of pixels replaced (``salt_pepper`` hits whole pixels, ``salt_pepper_channels``
+hits each channel value on its own, as scikit-image's ``random_noise(mode="s&p")`` does
+to a C x H x W array, which leaves coloured specks), Poisson as the photon count at full white
 (lower is noisier), speckle as the standard deviation of multiplicative noise.
 """
 
@@ -12,18 +14,32 @@ from dataclasses import dataclass
 
 import torch
 
-KINDS = ("gaussian", "salt_pepper", "poisson", "speckle")
+KINDS = ("gaussian", "salt_pepper", "salt_pepper_channels", "poisson", "speckle")
+IMPULSE_KINDS = ("salt_pepper", "salt_pepper_channels")
 RANGES = {  # kind: (minimum, maximum, default), for validation and the UI's sliders
     "gaussian": (0.0, 255.0, 25.0),
     "salt_pepper": (0.0, 0.5, 0.07),
+    "salt_pepper_channels": (0.0, 0.5, 0.07),
     "poisson": (1.0, 255.0, 30.0),
     "speckle": (0.0, 1.0, 0.2),
 }
 
+TITLES = {  # how the pages name each kind and mix
+    "gaussian": "Gaussian", "salt_pepper": "Salt and pepper (whole pixels)",
+    "salt_pepper_channels": "Salt and pepper per channel (scikit-image's s&p)", "poisson": "Poisson (shot noise)",
+    "speckle": "Speckle (multiplicative)", "blind": "Blind mix: Gaussian and both salt-and-pepper kinds",
+    "impulse": "Impulse mix: both salt-and-pepper kinds",
+}
 
-# Training a blind denoiser: every image draws one of these kinds, then a level uniformly from its range.
+# Training on a mix: every image draws one of the mix's kinds, then a level uniformly from its range.
+# "blind" covers what a visitor's photo may carry; "impulse" both salt-and-pepper conventions.
 BLIND = "blind"
-BLIND_RANGES = {"gaussian": (0.0, 50.0), "salt_pepper": (0.0, 0.15)}
+IMPULSE = "impulse"
+MIXES: dict[str, dict[str, tuple[float, float]]] = {
+    BLIND: {"gaussian": (0.0, 50.0), "salt_pepper": (0.0, 0.15), "salt_pepper_channels": (0.0, 0.15)},
+    IMPULSE: {"salt_pepper": (0.0, 0.15), "salt_pepper_channels": (0.0, 0.15)},
+}
+BLIND_RANGES = MIXES[BLIND]
 
 
 @dataclass(frozen=True)
@@ -42,6 +58,7 @@ class NoiseSpec:
 
     def label(self) -> str:
         names = {"gaussian": "Gaussian σ={:g}", "salt_pepper": "salt & pepper {:g}",
+                 "salt_pepper_channels": "salt & pepper per channel {:g}",
                  "poisson": "Poisson peak {:g}", "speckle": "speckle {:g}"}
         return names[self.kind].format(self.level)
 
@@ -69,22 +86,24 @@ def add_noise(images: torch.Tensor, spec: NoiseSpec, generator: torch.Generator 
             torch.manual_seed(seed)
             counts = torch.poisson((images * level).cpu().double())
         noisy = (counts.to(device=device, dtype=images.dtype)) / level
-    else:  # salt and pepper: a fraction of pixels (all channels together) set to black or white
-        pixel_shape = (shape[0], 1, *shape[2:])
+    else:  # salt and pepper: a fraction of pixels (or of channel values) set to black or white
+        pixel_shape = shape if spec.kind == "salt_pepper_channels" else (shape[0], 1, *shape[2:])
         hit = torch.rand(pixel_shape, generator=generator).to(device) < level
         salt = torch.rand(pixel_shape, generator=generator).to(device) < 0.5
         noisy = torch.where(hit, salt.to(images.dtype).expand_as(images), images)
     return noisy.clamp(0.0, 1.0)
 
 
-def add_blind_noise(images: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-    """Noisy copies for training a blind denoiser: each image gets a kind and a level from ``BLIND_RANGES``."""
+def add_mixed_noise(images: torch.Tensor, mix: str = BLIND, generator: torch.Generator | None = None
+                    ) -> torch.Tensor:
+    """Noisy copies for training on a mix (``MIXES``): each image gets one of its kinds and a level in its range."""
+    ranges = MIXES[mix]
     count = images.shape[0]
-    kinds = list(BLIND_RANGES)
+    kinds = list(ranges)
     choice = torch.randint(len(kinds), (count,), generator=generator)
     noisy = images
     for index, kind in enumerate(kinds):
-        low, high = BLIND_RANGES[kind]
+        low, high = ranges[kind]
         levels = low + (high - low) * torch.rand(count, generator=generator)
         candidate = add_noise(images, NoiseSpec(kind, high), generator, levels)
         picked = (choice == index).to(images.device).view(-1, *([1] * (images.ndim - 1)))

@@ -120,13 +120,18 @@ with st.container(border=True):
                                              format_func=LOSS_LABELS.get)
         if task == "denoising":
             row = st.columns(2)
-            extra["noise"] = row[0].selectbox("Noise", noise.KINDS, index=noise.KINDS.index(preset.noise),
-                                              key=f"noise-{scope}")
-            low, high, _ = noise.RANGES[extra["noise"]]
-            extra["noise_level"] = row[1].number_input(
-                "Noise strength", float(low), float(high), min(max(float(preset.noise_level), low), high),
-                help="Gaussian: sigma on the 0-255 scale; salt & pepper: fraction of pixels; Poisson: photons at "
-                     "white; speckle: relative sigma.", key=f"level-{scope}")
+            kinds = (*noise.KINDS, *noise.MIXES)
+            extra["noise"] = row[0].selectbox("Noise", kinds, index=kinds.index(preset.noise), key=f"noise-{scope}",
+                                              format_func=noise.TITLES.get)
+            if extra["noise"] in noise.MIXES:
+                row[1].caption("Each image draws a kind and a strength: " + ", ".join(
+                    f"{noise.TITLES[kind]} up to {high:g}" for kind, (_, high) in noise.MIXES[extra["noise"]].items()))
+            else:
+                low, high, _ = noise.RANGES[extra["noise"]]
+                extra["noise_level"] = row[1].number_input(
+                    "Noise strength", float(low), float(high), min(max(float(preset.noise_level), low), high),
+                    help="Gaussian: sigma on the 0-255 scale; salt & pepper: fraction of pixels (or of channel "
+                         "values); Poisson: photons at white; speckle: relative sigma.", key=f"level-{scope}")
         submitted = st.form_submit_button("Start training", type="primary", disabled=busy,
                                           help="A run is in progress" if busy else None)
 

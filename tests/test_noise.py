@@ -1,4 +1,4 @@
-"""core.noise: each noise model's statistics, seeding and clipping, and the blind-training mix."""
+"""core.noise: each noise model's statistics, seeding and clipping, and the training mixes."""
 
 from __future__ import annotations
 
@@ -63,6 +63,35 @@ def test_per_image_levels() -> None:
     assert (noisy[1] - GREY[1]).std().item() == pytest.approx(50 / 255, rel=0.03)
 
 
+def impulse_statistics(noisy: torch.Tensor, clean: torch.Tensor) -> dict[str, float]:
+    """What tells the salt-and-pepper conventions apart, measured on a mid-grey image."""
+    hit = noisy != clean
+    pixel_hit = hit.any(dim=1)
+    return {
+        "values hit": hit.float().mean().item(),
+        "pixels hit": pixel_hit.float().mean().item(),
+        "salt share": (noisy[hit] == 1.0).float().mean().item(),
+        "specks of one channel": (hit.sum(1) == 1).float().sum().item() / max(pixel_hit.sum().item(), 1),
+    }
+
+
+def test_per_channel_salt_and_pepper_matches_scikit_image() -> None:
+    random_noise = pytest.importorskip("skimage.util").random_noise
+    grey = torch.full((16, 3, 32, 32), 0.5)
+    ours = impulse_statistics(noise.add_noise(grey, noise.NoiseSpec("salt_pepper_channels", 0.07), seeded()), grey)
+    # The seed project's call: random_noise on a C x H x W array, each image on its own.
+    theirs_images = torch.stack([torch.from_numpy(random_noise(image.numpy(), mode="s&p", amount=0.07, rng=index))
+                                 for index, image in enumerate(grey)]).float()
+    theirs = impulse_statistics(theirs_images, grey)
+    for key, value in theirs.items():
+        assert ours[key] == pytest.approx(value, abs=0.01), key
+    assert ours["values hit"] == pytest.approx(0.07, abs=0.005)
+    assert ours["pixels hit"] == pytest.approx(1 - 0.93**3, abs=0.01)  # three channels, each hit on its own
+    assert ours["specks of one channel"] > 0.85  # mostly coloured specks, not black or white pixels
+    whole = impulse_statistics(noise.add_noise(grey, noise.NoiseSpec("salt_pepper", 0.07), seeded()), grey)
+    assert whole["specks of one channel"] == 0.0 and whole["pixels hit"] == pytest.approx(0.07, abs=0.005)
+
+
 def test_out_of_range_strengths_are_refused() -> None:
     with pytest.raises(ValueError, match=r"between 0 and 0\.5"):
         noise.NoiseSpec("salt_pepper", 0.9)
@@ -72,14 +101,25 @@ def test_out_of_range_strengths_are_refused() -> None:
 
 def test_blind_noise_mixes_kinds_and_levels_within_their_ranges() -> None:
     images = torch.full((400, 1, 16, 16), 0.5)
-    noisy = noise.add_blind_noise(images, seeded(3))
-    assert torch.equal(noisy, noise.add_blind_noise(images, seeded(3)))
+    noisy = noise.add_mixed_noise(images, noise.BLIND, seeded(3))
+    assert torch.equal(noisy, noise.add_mixed_noise(images, noise.BLIND, seeded(3)))
     residual = (noisy - images).flatten(1)
     impulses = ((noisy == 0) | (noisy == 1)).flatten(1)
     # Salt-and-pepper images change only at impulses; Gaussian ones almost everywhere.
     salt_pepper = (residual != 0).sum(1) == impulses.sum(1)
-    assert 0.35 < salt_pepper.float().mean().item() < 0.65
+    assert 0.55 < salt_pepper.float().mean().item() < 0.78  # two of the three kinds are impulses
     gaussian_sigmas = residual[~salt_pepper].std(1) * 255
     assert gaussian_sigmas.max().item() < 50 * 1.15 and gaussian_sigmas.min().item() < 10
     amounts = impulses[salt_pepper].float().mean(1)
     assert amounts.max().item() < noise.BLIND_RANGES["salt_pepper"][1] * 1.3
+
+
+def test_impulse_mix_draws_both_salt_and_pepper_conventions() -> None:
+    grey = torch.full((300, 3, 16, 16), 0.5)
+    noisy = noise.add_mixed_noise(grey, noise.IMPULSE, seeded(4))
+    hit = noisy != grey
+    assert set(noisy[hit].unique().tolist()) <= {0.0, 1.0}  # impulses only, no Gaussian
+    whole_pixels = (hit.any(1) == hit.all(1)).flatten(1).all(1)  # every hit pixel hit in all three channels
+    assert 0.35 < whole_pixels.float().mean().item() < 0.65
+    amounts = hit.float().flatten(1).mean(1)
+    assert amounts.max().item() < noise.MIXES[noise.IMPULSE]["salt_pepper"][1] * 1.3

@@ -60,7 +60,7 @@ class TrainConfig:
     alternate_flips: bool = False  # flip each image in every other epoch instead of at random
     tta: bool = False  # classification: also report test metrics with flip-and-shift test-time augmentation
     loss: str = "mse"  # denoising / colorization
-    noise: str = "gaussian"  # denoising: the noise kind, or "blind" (a mix of kinds and levels, core.noise)
+    noise: str = "gaussian"  # denoising: the noise kind, or a mix of kinds and levels ("blind", "impulse": core.noise)
     noise_level: float = 25.0  # denoising: the strength (see core.noise)
     noise_max_level: float | None = None  # denoising: draw each image's level up to this (blind denoisers)
     seed: int = 0
@@ -159,7 +159,7 @@ class TrainConfig:
             problems.append(f"Unknown loss {self.loss!r}; choose one of {', '.join(LOSSES)}.")
         elif self.loss.startswith("chroma_ce") and not (self.task == "colorization" and self.arch_args.get("binned")):
             problems.append(f"The {self.loss} loss trains binned colorizers only: set the colorizer's binned option.")
-        if self.task == "denoising" and self.noise != noise.BLIND:
+        if self.task == "denoising" and self.noise not in noise.MIXES:
             try:
                 noise.NoiseSpec(self.noise, self.noise_level)
                 if self.noise_max_level is not None:

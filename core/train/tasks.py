@@ -60,11 +60,11 @@ class Denoising(Task):
 
     def __init__(self, config: TrainConfig) -> None:
         super().__init__(config)
-        self.spec = None if config.noise == noise.BLIND else noise.NoiseSpec(config.noise, config.noise_level)
+        self.spec = None if config.noise in noise.MIXES else noise.NoiseSpec(config.noise, config.noise_level)
 
     def prepare(self, images, labels, generator):
         if self.spec is None:
-            return noise.add_blind_noise(images, generator), images
+            return noise.add_mixed_noise(images, self.config.noise, generator), images
         levels = None
         if self.config.noise_max_level is not None:
             low, high = sorted((self.config.noise_level, self.config.noise_max_level))
