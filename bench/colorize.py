@@ -15,8 +15,15 @@ two classifiers as judges, to choose among them. ``--ceilings`` asks what the fa
 makes of the *true* colours, desaturated or blurred: how right colours must be to win back
 the accuracy lost to grey.
 
+``--photos`` measures the development photos (``$CIFAR_LAB_DATA/photos``: Set5, Set14, Sun-Hays
+80) through the Colorize page's own path (the upload decoder, BT.601 luma, chroma predicted at the
+working size and laid onto the full-resolution luma), per folder: the grey image and every
+colorizer, PSNR of the folder's MSE, the mean per-photo PSNR, SSIM, CIEDE2000 and seconds per
+megapixel; ``--working-side`` tries other working sizes.
+
 Usage: python bench/colorize.py [--write] [--only NAME] [--limit N] [--sweep NAME]
                                 [--held-out NAME ...] [--ceilings]
+       python bench/colorize.py --photos [--per-folder N] [--working-side 64 ...]
 """
 
 from __future__ import annotations
@@ -32,7 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import torch
 import torch.nn.functional as F
 
-from core import checkpoints, color, colorize, data, devices, metrics
+from core import checkpoints, color, colorize, data, devices, images, metrics, paths
 from core.train.engine import split_train_val
 
 BATCH = 500
@@ -164,6 +171,53 @@ def ceilings(limit: int | None) -> None:
         print(f"| {label} | {accuracy:.2%} | {recovered(accuracy, gray, original):.0%} |")
 
 
+def bench_photos(only: str | None, per_folder: int | None, working_sides: list[int]) -> None:
+    """The grey image and every colorizer on the development photos, as the Colorize page runs them."""
+    folders = data.photo_folders()
+    if not folders:
+        raise SystemExit(f"No development photos under {paths.data_root() / 'photos'}.")
+    models = [(meta["name"], checkpoints.load(meta["path"])[0]) for meta in checkpoints.list_checkpoints("colorization")
+              if not only or meta["name"] == only]
+    print(f"CPU: {devices.cpu_model()}; {devices.describe()}; PSNR with peak 1.\n")
+    totals: dict[str, metrics.SetScore] = {}
+    for folder, files in folders.items():
+        scores: dict[str, metrics.SetScore] = {}
+        for path in files[:per_folder]:
+            given = colorize.prepare(images.load_image(path.read_bytes()))
+            if given.original is None:
+                continue  # a grey photo (Set14's bridge and man): nothing to compare colours with
+            pixels = given.luma.shape[1] * given.luma.shape[2]
+            gray = colorize.gray_rgb(given.luma)
+            results = [("grey input", colorize.Colorized(
+                gray, 0.0, float(metrics.psnr(gray[None], given.original[None])[0]),
+                float(metrics.ssim(gray[None], given.original[None])[0]),
+                float(color.ciede2000(gray[None], given.original[None])[0])))]
+            for name, model in models:
+                for side in working_sides:
+                    label = name if len(working_sides) == 1 else f"{name} at {side} px"
+                    results.append((label, colorize.colorize_one(model, given, side)))
+            for name, result in results:
+                for table in (scores, totals):
+                    table.setdefault(name, metrics.SetScore()).add(result.psnr, pixels, result.seconds,
+                                                                   ssim=result.ssim, delta_e=result.delta_e)
+        print_photo_table(f"{folder} ({scores['grey input'].count} colour photos)", scores)
+    print_photo_table("all folders", totals)
+
+
+def print_photo_table(title: str, scores: dict[str, metrics.SetScore]) -> None:
+    gray = scores["grey input"].psnr_of_set()
+    print(f"**{title}**\n")
+    print("| method | photos | PSNR of the set's MSE (dB) | vs grey (dB) | PSNR, mean per photo (dB) | SSIM "
+          "| CIEDE2000 | time per megapixel |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    for name, score in scores.items():
+        gain = "–" if name == "grey input" else f"{score.psnr_of_set() - gray:+.2f}"
+        timing = f"{score.seconds_per_megapixel():.3f} s" if score.seconds else "–"
+        print(f"| {name} | {score.count} | {score.psnr_of_set():.2f} | {gain} | {score.mean('psnr'):.2f} "
+              f"| {score.mean('ssim'):.4f} | {score.mean('delta_e'):.2f} | {timing} |")
+    print(flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--write", action="store_true", help="store the numbers in shipped checkpoints' sidecars")
@@ -172,8 +226,15 @@ def main() -> None:
     parser.add_argument("--sweep", metavar="NAME", help="choose a binned checkpoint's temperature on training images")
     parser.add_argument("--held-out", nargs="+", metavar="NAME", help="score fine-tunes on their held-out images")
     parser.add_argument("--ceilings", action="store_true", help="the fast net on desaturated or blurred true colours")
+    parser.add_argument("--photos", action="store_true", help="measure the development photos instead")
+    parser.add_argument("--per-folder", type=int, help="--photos: only the first N photos of each folder")
+    parser.add_argument("--working-side", type=int, action="append",
+                        help=f"--photos: the working size's longer side (repeatable; default {colorize.WORKING_SIDE})")
     args = parser.parse_args()
     devices.configure_threads()
+    if args.photos:
+        bench_photos(args.only, args.per_folder, args.working_side or [colorize.WORKING_SIDE])
+        return
     if args.sweep:
         sweep(args.sweep)
         return

@@ -8,7 +8,15 @@ convention) and the PSNR of the mean squared error over all test pixels. BM3D, a
 a second per image, runs on the first ``--bm3d-images`` test images (500 by default);
 its row says how many, and the noisy input is measured on the same subset beside it.
 
+``--photos`` instead measures the development photos (``$CIFAR_LAB_DATA/photos``: Set5, Set14,
+Sun-Hays 80) at Gaussian sigma 15, 25 and 50, through the Denoise page's own path (the upload
+decoder, the working size, tiles): every colour checkpoint and BM3D, per folder, with the PSNR
+of the folder's MSE, the mean per-image PSNR, SSIM and seconds per megapixel. BM3D takes about
+half a minute per photo, so it runs on the first ``--bm3d-photos`` of each folder, and a second
+table compares every method on exactly those photos.
+
 Usage: python bench/denoise.py [--write] [--only NAME] [--dataset NAME ...] [--bm3d-images 500] [--limit N]
+       python bench/denoise.py --photos [--per-folder N] [--bm3d-photos 5] [--sigma 25 ...]
 --write stores each shipped checkpoint's numbers in its sidecar.
 """
 
@@ -24,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import torch
 
-from core import checkpoints, data, denoise, devices, metrics
+from core import checkpoints, data, denoise, devices, images, metrics, paths
 from core.noise import NoiseSpec, add_noise
 
 NOISE_SEED = 2024
@@ -108,6 +116,60 @@ def bench_setting(dataset: str, spec: NoiseSpec, metas: list[dict], bm3d_images:
     return rows
 
 
+PHOTO_SIGMAS = (15.0, 25.0, 50.0)
+
+
+def photo_cells(score: metrics.SetScore) -> str:
+    timing = f"{score.seconds_per_megapixel():.2f} s" if score.seconds else "–"
+    return (f"{score.count} | {score.psnr_of_set():.2f} | {score.mean('psnr'):.2f} | {score.mean('ssim'):.4f} "
+            f"| {timing}")
+
+
+def bench_photos(metas: list[dict], sigmas: list[float], per_folder: int | None, bm3d_photos: int) -> None:
+    """Every colour checkpoint and BM3D on the development photos, as the Denoise page runs them."""
+    folders = data.photo_folders()
+    if not folders:
+        raise SystemExit(f"No development photos under {paths.data_root() / 'photos'}.")
+    models = []
+    for meta in metas:
+        if denoise.suits(meta, 3, None):
+            model, meta = checkpoints.load(meta["path"])
+            models.append((meta["name"], model))
+    print(f"CPU: {devices.cpu_model()}; {devices.describe()}; noise seed = the photo's index in its folder; "
+          "PSNR with peak 1.\n")
+    for folder, files in folders.items():
+        files = files[:per_folder]
+        for sigma in sigmas:
+            spec = NoiseSpec("gaussian", sigma)
+            everywhere: dict[str, metrics.SetScore] = {}
+            on_subset: dict[str, metrics.SetScore] = {}
+            for index, path in enumerate(files):
+                clean, _ = denoise.prepare(images.load_image(path.read_bytes()))
+                noisy = denoise.make_noisy(clean, spec, seed=index)
+                pixels = clean.shape[1] * clean.shape[2]
+                psnr, ssim = denoise.score(noisy, clean)
+                results = [("noisy input", denoise.Denoised("noisy", "noisy input", noisy, 0.0, psnr, ssim))]
+                results += [(name, denoise.denoise_one(name, noisy, model=model, title=name, clean=clean))
+                            for name, model in models]
+                if index < bm3d_photos:
+                    results.append(("BM3D (bm3d_rgb)", denoise.denoise_one("bm3d", noisy, spec=spec, clean=clean)))
+                for name, result in results:
+                    tables = ([] if name == "BM3D (bm3d_rgb)" else [everywhere]) + ([on_subset] * (index < bm3d_photos))
+                    for table in tables:
+                        table.setdefault(name, metrics.SetScore()).add(result.psnr, pixels, result.seconds,
+                                                                       ssim=result.ssim)
+            print(f"**{folder}, Gaussian σ={sigma:g}** ({len(files)} photos; BM3D on the first "
+                  f"{min(bm3d_photos, len(files))})\n")
+            print("| method | photos | PSNR of the set's MSE (dB) | PSNR, mean per photo (dB) | SSIM "
+                  "| time per megapixel |")
+            print("|---|---:|---:|---:|---:|---:|")
+            for name, score in everywhere.items():
+                print(f"| {name} | {photo_cells(score)} |")
+            for name, score in on_subset.items():
+                print(f"| {name} (BM3D's photos) | {photo_cells(score)} |")
+            print(flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--write", action="store_true", help="store the numbers in shipped checkpoints' sidecars")
@@ -116,8 +178,16 @@ def main() -> None:
     parser.add_argument("--limit", type=int, help="use only the first N test images (quick checks)")
     parser.add_argument("--dataset", action="append", choices=sorted({d for d, _ in SETTINGS}),
                         help="measure only this dataset's settings (repeatable; default: all)")
+    parser.add_argument("--photos", action="store_true", help="measure the development photos instead")
+    parser.add_argument("--per-folder", type=int, help="--photos: only the first N photos of each folder")
+    parser.add_argument("--bm3d-photos", type=int, default=5, help="--photos: photos per folder BM3D runs on")
+    parser.add_argument("--sigma", type=float, action="append", help="--photos: Gaussian sigma (repeatable)")
     args = parser.parse_args()
     devices.configure_threads()
+    if args.photos:
+        metas = [m for m in checkpoints.list_checkpoints("denoising") if not args.only or m["name"] == args.only]
+        bench_photos(metas, args.sigma or list(PHOTO_SIGMAS), args.per_folder, args.bm3d_photos)
+        return
     written: dict[str, dict[str, float]] = {}
     metas = [m for m in checkpoints.list_checkpoints("denoising") if not args.only or m["name"] == args.only]
     settings = [(dataset, spec) for dataset, spec in SETTINGS if not args.dataset or dataset in args.dataset]

@@ -436,3 +436,21 @@ def _reflect(index: torch.Tensor, size: int) -> torch.Tensor:
     """Mirror out-of-range indices back inside [0, size) without repeating the edge pixel."""
     index = index.abs()
     return torch.where(index >= size, 2 * (size - 1) - index, index)
+
+
+PHOTO_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
+
+
+def photo_folders(root: str | Path | None = None) -> dict[str, list[Path]]:
+    """The development photos (``<data root>/photos/<folder>/``: Set5, Set14, Sun-Hays 80), by folder.
+
+    Full-size colour photos, unlabelled, for measuring what the pages do to a visitor's picture;
+    an empty dict where they are absent.
+    """
+    base = Path(root) if root is not None else paths.data_root()
+    photos = base / "photos"
+    if not photos.is_dir():
+        return {}
+    folders = {folder.name: sorted(p for p in folder.iterdir() if p.suffix.lower() in PHOTO_SUFFIXES)
+               for folder in sorted(photos.iterdir()) if folder.is_dir()}
+    return {name: files for name, files in folders.items() if files}

@@ -8,6 +8,8 @@ SSIM is kornia's.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 import kornia
 import torch
 
@@ -52,3 +54,36 @@ def ssim(estimate: torch.Tensor, target: torch.Tensor, window: int = 7, strip_ro
 
 def accuracy(logits: torch.Tensor, labels: torch.Tensor) -> float:
     return float((logits.argmax(1) == labels).float().mean())
+
+
+@dataclass
+class SetScore:
+    """Results gathered image by image over a set of images of any sizes (photos): the PSNR of the set's
+    mean squared error, weighting every pixel alike, beside the mean of any per-image measure."""
+
+    per_image: dict[str, list[float]] = field(default_factory=dict)
+    squared_error: float = 0.0
+    pixels: int = 0
+    seconds: float = 0.0
+
+    def add(self, psnr: float, pixels: int, seconds: float = 0.0, **measures: float) -> None:
+        """One image's PSNR, its pixel count and time, and any other per-image measures (ssim=..., ...)."""
+        self.squared_error += 10 ** (-psnr / 10) * pixels
+        self.pixels += pixels
+        self.seconds += seconds
+        for name, value in {"psnr": psnr, **measures}.items():
+            self.per_image.setdefault(name, []).append(float(value))
+
+    @property
+    def count(self) -> int:
+        return len(self.per_image.get("psnr", []))
+
+    def psnr_of_set(self) -> float:
+        return psnr_from_mse(self.squared_error / self.pixels)
+
+    def mean(self, name: str) -> float:
+        values = self.per_image[name]
+        return sum(values) / len(values)
+
+    def seconds_per_megapixel(self) -> float:
+        return self.seconds / (self.pixels / 1e6)
