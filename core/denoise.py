@@ -21,7 +21,7 @@ from torch import nn
 
 from core import metrics
 from core.images import is_grayscale, shrink_to, to_tensor
-from core.noise import NoiseSpec, add_noise
+from core.noise import MIXES, NoiseSpec, add_noise
 
 TILE = 256  # pixels per tile side
 OVERLAP = 32  # pixels shared by neighbouring tiles, blended
@@ -49,15 +49,15 @@ BASELINES = {
 }
 
 
-def unavailable_reason(method: str, spec: NoiseSpec, pixels: int, has_reference: bool = True) -> str | None:
+def unavailable_reason(method: str, spec: NoiseSpec, pixels: int) -> str | None:
     """Why ``method`` cannot run on an image of ``pixels`` with ``spec``'s noise, or None if it can.
 
-    ``has_reference`` False means the image came noisy, so its noise level is unknown.
+    For an image that came noisy, ``spec`` is Gaussian at the estimated level (``estimate_noise_sigma``).
     """
     if method != "bm3d":
         return None
-    if not has_reference or spec.kind != "gaussian":
-        return "BM3D is a Gaussian denoiser: it needs a known Gaussian noise level."
+    if spec.kind != "gaussian":
+        return "BM3D is a Gaussian denoiser: it needs a Gaussian noise level."
     if pixels > BM3D_MAX_PIXELS:
         return f"BM3D runs on images up to {BM3D_MAX_PIXELS:,} pixels here (this one has {pixels:,})."
     return None
@@ -69,6 +69,39 @@ def suits(meta: dict, channels: int, dataset: str | None) -> bool:
     if dataset is not None:
         return meta["dataset"] == dataset
     return meta["arch_args"].get("in_channels", 3) == channels
+
+
+def trained_for(meta: dict, kind: str) -> bool:
+    """Whether a denoising checkpoint learned ``kind`` of noise: alone, or as part of a mix."""
+    trained = meta.get("recipe", {}).get("noise", "gaussian")
+    return trained == kind or kind in MIXES.get(trained, {})
+
+
+def measured_psnr(meta: dict, spec: NoiseSpec) -> float | None:
+    """A checkpoint's PSNR (of the test set's MSE) on ``spec``'s kind at the nearest level measured, if any."""
+    prefix = f"test_psnr_dataset_{spec.kind}"
+    measured = {}
+    for key, value in meta.get("metrics", {}).items():
+        level = key.removeprefix(prefix)
+        if key.startswith(prefix) and level.replace(".", "", 1).isdigit():
+            measured[float(level)] = value
+    if not measured:
+        return None
+    return measured[min(measured, key=lambda level: abs(level - spec.level))]
+
+
+def default_method(metas: list[dict], spec: NoiseSpec, channels: int, dataset: str | None, pixels: int = 0) -> str:
+    """What the Denoise page opens on for this noise and image: the suitable checkpoint trained for the
+    noise's kind that was measured best on it (nearest measured level), or else the classical answer to it.
+
+    A checkpoint trained for another kind of noise is never chosen: it would leave the noise in.
+    """
+    fitting = [meta for meta in metas if suits(meta, channels, dataset) and trained_for(meta, spec.kind)]
+    if fitting:
+        best = max(fitting, key=lambda meta: (measured_psnr(meta, spec) is not None, measured_psnr(meta, spec) or 0,
+                                              meta["recipe"].get("noise") == spec.kind))
+        return best["path"]
+    return "bm3d" if spec.kind == "gaussian" and pixels <= BM3D_MAX_PIXELS else "median"
 
 
 def median_filter(images: torch.Tensor, size: int = 3) -> torch.Tensor:
@@ -212,6 +245,27 @@ def prepare(image: Image.Image, max_pixels: int = MAX_PIXELS) -> tuple[torch.Ten
     grey = is_grayscale(image)
     tensor = to_tensor(image.convert("L") if grey else image.convert("RGB"))[0]
     return tensor, note
+
+
+def estimate_noise_sigma(image: torch.Tensor) -> float:
+    """The Gaussian noise level of a C x H x W image that came noisy, on the 0-255 scale.
+
+    scikit-image's wavelet estimate (Donoho's median absolute deviation of the finest diagonal
+    detail), averaged over the channels; a clean photo reads a few units, not zero.
+    """
+    from skimage.restoration import estimate_sigma
+
+    array = image.detach().cpu().double().numpy()
+    if array.shape[0] == 1:
+        sigma = estimate_sigma(array[0])
+    else:
+        sigma = estimate_sigma(array, channel_axis=0, average_sigmas=True)
+    return float(min(max(sigma * 255, 0.0), 255.0))
+
+
+def blend(noisy: torch.Tensor, denoised: torch.Tensor, strength: float) -> torch.Tensor:
+    """From the input (``strength`` 0) to the full denoised result (1): how hard to denoise a photo that came noisy."""
+    return (noisy + float(strength) * (denoised.to(noisy.dtype) - noisy)).clamp(0, 1)
 
 
 def make_noisy(clean: torch.Tensor, spec: NoiseSpec, seed: int) -> torch.Tensor:

@@ -9,6 +9,8 @@ message a person can act on.
 
 from __future__ import annotations
 
+import base64
+import html
 import io
 import re
 import struct
@@ -133,15 +135,62 @@ def enlarged(image: Image.Image, side: int = 256) -> Image.Image:
     return image.resize((image.width * factor, image.height * factor), resample=Image.Resampling.NEAREST)
 
 
-def split_view(before: Image.Image, after: Image.Image, fraction: float) -> Image.Image:
-    """``before`` left of the ``fraction`` mark and ``after`` right of it, with a thin divider."""
-    before, after = before.convert("RGB"), after.convert("RGB").resize(before.size)
-    cut = round(fraction * before.width)
-    combined = after.copy()
-    combined.paste(before.crop((0, 0, cut, before.height)), (0, 0))
-    if 0 < cut < before.width:
-        combined.paste((255, 255, 255), (max(cut - 1, 0), 0, min(cut + 1, before.width), before.height))
-    return combined
+COMPARISON_MAX_SIDE = 1024  # the comparison is for the eye: larger results are sent scaled down
+COMPARISON_SHOWN_WIDTH = (384, 640)  # smallest and largest width, in CSS pixels, of the comparison
+
+
+def _data_url(image: Image.Image) -> str:
+    """A data URL of ``image``: PNG when small (exact pixels), JPEG at quality 92 when large (a tenth the bytes)."""
+    buffer = io.BytesIO()
+    large = image.width * image.height > 512 * 512
+    image.convert("RGB").save(buffer, format="JPEG" if large else "PNG", **({"quality": 92} if large else {}))
+    return f"data:image/{'jpeg' if large else 'png'};base64,{base64.b64encode(buffer.getvalue()).decode()}"
+
+
+def comparison_html(before: Image.Image, after: Image.Image, before_label: str = "before",
+                    after_label: str = "after", width: int | None = None) -> str:
+    """A self-contained page that shows ``before`` left and ``after`` right of a divider the visitor drags.
+
+    The divider moves in the browser (a transparent range input over the image drives a clip path), so
+    dragging costs the server nothing; arrow keys move it too.
+    """
+    before = before.convert("RGB")
+    after = after.convert("RGB").resize(before.size, resample=Image.Resampling.NEAREST)
+    scale = min(1.0, COMPARISON_MAX_SIDE / max(before.size))
+    if scale < 1:
+        size = (max(round(before.width * scale), 1), max(round(before.height * scale), 1))
+        before, after = (im.resize(size, resample=Image.Resampling.LANCZOS) for im in (before, after))
+    # Tiny images (CIFAR-10's 32 px) are enlarged to a comfortable size to drag across; photos fit the column.
+    shown_width = width or min(COMPARISON_SHOWN_WIDTH[1], max(COMPARISON_SHOWN_WIDTH[0], before.width))
+    labels = [html.escape(label) for label in (before_label, after_label)]
+    return f"""<!doctype html><html><head><meta charset="utf-8"><style>
+body {{ margin: 0; font-family: sans-serif; }}
+.compare {{ position: relative; width: {shown_width}px; max-width: 100%; user-select: none; }}
+.compare img {{ display: block; width: 100%; image-rendering: pixelated; }}
+.compare .after {{ position: absolute; inset: 0; clip-path: inset(0 0 0 50%); }}
+.compare .divider {{ position: absolute; top: 0; bottom: 0; left: 50%; width: 2px; margin-left: -1px;
+  background: #fff; box-shadow: 0 0 3px #000; pointer-events: none; }}
+.compare .label {{ position: absolute; top: 6px; padding: 2px 6px; font-size: 13px; color: #fff;
+  background: rgba(0, 0, 0, .55); border-radius: 3px; pointer-events: none; }}
+.compare input {{ position: absolute; inset: 0; width: 100%; height: 100%; margin: 0; opacity: 0;
+  cursor: ew-resize; }}
+</style></head><body>
+<div class="compare">
+  <img class="before" alt="{labels[0]}" src="{_data_url(before)}">
+  <img class="after" alt="{labels[1]}" src="{_data_url(after)}">
+  <div class="divider"></div>
+  <span class="label" style="left: 6px">{labels[0]}</span>
+  <span class="label" style="right: 6px">{labels[1]}</span>
+  <input type="range" min="0" max="100" step="0.1" value="50" aria-label="Drag to compare {labels[0]} and {labels[1]}">
+</div>
+<script>
+const root = document.querySelector(".compare");
+root.querySelector("input").addEventListener("input", (event) => {{
+  const percent = event.target.value;
+  root.querySelector(".after").style.clipPath = `inset(0 0 0 ${{percent}}%)`;
+  root.querySelector(".divider").style.left = `${{percent}}%`;
+}});
+</script></body></html>"""
 
 
 def shrink_to(image: Image.Image, max_pixels: int) -> tuple[Image.Image, str | None]:

@@ -8,7 +8,7 @@ import torch
 
 from core import colorize, images, memo
 from pages import ensure_routed
-from pages.shared import download_name, explain_model, image_input, model_of, pick_checkpoint
+from pages.shared import comparison, download_name, explain_model, image_input, model_of, pick_checkpoint
 
 ensure_routed()
 
@@ -75,10 +75,9 @@ else:
                            "natural photos score roughly 20 to 80.")
     numbers[4].metric("Time", f"{result.seconds * 1000:.0f} ms")
 
-split = st.slider("Before / after: drag to compare the grey input (left) with the colorized result (right)",
-                  0, 100, 50, key="colorize-split", format="%d%%")
-st.image(images.split_view(gray_image, shown(result.image), split / 100),
-         width=min(512, 4 * given.luma.shape[2]))
+st.caption("Before / after: drag across the image to compare the grey input (left) with the colorized result "
+           "(right).")
+comparison(gray_image, shown(result.image), "grey input", "colorized")
 st.download_button("Download the colorized image (PNG)", images.png_bytes(images.to_pil(result.image)),
                    file_name=download_name(chosen, "colorized"), mime="image/png", icon=":material/download:",
                    key="colorize-download")

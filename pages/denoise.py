@@ -1,5 +1,6 @@
 """Denoise: add noise to an image, take it out with a model or a classical baseline, and measure."""
 
+import dataclasses
 from pathlib import Path
 
 import pandas as pd
@@ -8,14 +9,12 @@ import torch
 
 from core import checkpoints, data, denoise, images, memo, noise
 from pages import ensure_routed
-from pages.shared import checkpoint_label, download_name, explain_model, image_input, model_of
+from pages.shared import checkpoint_label, comparison, download_name, explain_model, image_input, model_of
 
 ensure_routed()
 
 DATASETS = ("cifar10", "mnist", "fashion_mnist")
-STEPS = {"gaussian": 1.0, "salt_pepper": 0.01, "poisson": 1.0, "speckle": 0.01}
-NOISE_NAMES = {"gaussian": "Gaussian", "salt_pepper": "Salt and pepper", "poisson": "Poisson (shot noise)",
-               "speckle": "Speckle (multiplicative)"}
+STEPS = {"gaussian": 1.0, "salt_pepper": 0.01, "salt_pepper_channels": 0.01, "poisson": 1.0, "speckle": 0.01}
 # Results kept per visitor, as 8-bit images: at most 4 x 12 MB for 4-megapixel ones (compare mode's list of
 # results is one entry, so its bytes are capped too, always keeping the newest).
 MEMO_SIZE = 4
@@ -36,35 +35,69 @@ def option_label(option: str) -> str:
     return checkpoint_label(by_path[option]) if option in by_path else denoise.BASELINES[option].title
 
 
+results_cache = st.session_state.setdefault("denoise-results", memo.ResultCache(MEMO_SIZE, MEMO_BYTES))
+
+
+def follow_default(spec: noise.NoiseSpec, clean: torch.Tensor, test_dataset: str | None) -> None:
+    """Open on the denoiser measured best for this noise; a new kind of noise brings its own default, and a
+    new strength moves the choice along unless the visitor picked a denoiser of their own."""
+    best = denoise.default_method(metas, spec, clean.shape[0], test_dataset, clean.shape[1] * clean.shape[2])
+    state = st.session_state
+    followed = state.get("denoise-method-default")  # (kind, method) this page chose last time
+    if (state.get("denoise-method") not in options or followed is None or followed[0] != spec.kind
+            or state["denoise-method"] == followed[1]):
+        state["denoise-method"] = best
+    state["denoise-method-default"] = (spec.kind, best)
+
+
 source_column, settings_column = st.columns([1, 1], gap="large")
 with source_column:
     dataset = st.selectbox("Test images from", DATASETS, format_func=lambda name: data.DATASETS[name].title,
                            key="denoise-dataset")
     chosen = image_input("denoise", dataset)
+clean = None
 with settings_column:
     already_noisy = chosen is not None and chosen.source == "upload" and st.checkbox(
         "My photo is already noisy: denoise it as it is", key="denoise-already-noisy",
-        help="There is no clean original then, so the result is shown without PSNR or SSIM.")
+        help="There is no clean original then, so the result is shown without PSNR or SSIM; the noise level is "
+             "estimated from the photo.")
     row = st.columns(2)
-    kind = row[0].selectbox("Noise", noise.KINDS, format_func=NOISE_NAMES.get, key="denoise-kind",
+    kind = row[0].selectbox("Noise", noise.KINDS, format_func=noise.TITLES.get, key="denoise-kind",
                             disabled=already_noisy)
     low, high, default = noise.RANGES[kind]
     level = row[1].slider("Strength", float(low), float(high), float(default), step=STEPS[kind],
                           key=f"denoise-level-{kind}", disabled=already_noisy,
-                          help="Gaussian: sigma on the 0-255 scale. Salt and pepper: fraction of pixels hit. "
-                               "Poisson: photons at full white (lower is noisier). Speckle: relative sigma.")
+                          help="Gaussian: sigma on the 0-255 scale. Salt and pepper: fraction of pixels (or of "
+                               "channel values) hit. Poisson: photons at full white (lower is noisier). Speckle: "
+                               "relative sigma.")
     seed = int(st.number_input("Noise seed", 0, 2**31 - 1, 0, key="denoise-seed", disabled=already_noisy))
-    method = st.selectbox("Denoiser", options, format_func=option_label, key="denoise-method")
+    spec = noise.NoiseSpec(kind, level)
+    if chosen is not None:
+        clean, resized_note = denoise.prepare(chosen.image)
+        if already_noisy:
+            photo_key = chosen.key or memo.digest(clean.numpy().tobytes())
+            estimated = st.session_state.get("denoise-sigma")  # (photo, sigma): only the latest photo's
+            if estimated is None or estimated[0] != photo_key:
+                estimated = st.session_state["denoise-sigma"] = (photo_key, denoise.estimate_noise_sigma(clean))
+            sigma = estimated[1]
+            spec = noise.NoiseSpec("gaussian", round(sigma, 1))
+            st.caption(f"Estimated noise in your photo: **σ ≈ {sigma:.1f}** on the 0-255 scale (a wavelet "
+                       "estimate, as Gaussian noise; a clean photo reads a few units). BM3D is given this level.")
+        follow_default(spec, clean, dataset if chosen.source == "test set" else None)
+    method = st.selectbox("Denoiser", options, format_func=option_label, key="denoise-method",
+                          help="Opens on the denoiser measured best for the chosen noise (never one trained for "
+                               "another kind); pick any other to compare.")
+    strength = st.slider("Denoising strength", 0.0, 1.0, 1.0, 0.05, key="denoise-strength",
+                         help="From your photo as it is (0) to the denoiser's full result (1): gentle denoising "
+                              "keeps more texture.") if already_noisy else 1.0
     compare = st.toggle("Compare every denoiser on this image", key="denoise-compare")
     if not metas:
         st.caption("No denoising checkpoint is installed: only the classical baselines are offered. Train one on "
                    "the **Train** page and it appears here.")
 
-if chosen is None:
+if chosen is None or clean is None:
     st.stop()
 
-spec = noise.NoiseSpec(kind, level)
-clean, resized_note = denoise.prepare(chosen.image)
 if resized_note:
     st.info(resized_note, icon=":material/photo_size_select_large:")
 noisy = clean if already_noisy else denoise.make_noisy(clean, spec, seed)
@@ -73,13 +106,12 @@ pixels = clean.shape[1] * clean.shape[2]
 
 
 def unavailable(option: str) -> str | None:
-    return denoise.unavailable_reason(option, spec, pixels, has_reference=reference is not None)
+    return denoise.unavailable_reason(option, spec, pixels)
 
 
 # Which noisy image this is, without hashing its pixels on every rerun: the image's identity and the noise.
 noisy_key = (chosen.key or memo.digest(noisy.numpy().tobytes()), already_noisy,
-             None if already_noisy else (kind, level, seed))
-results_cache = st.session_state.setdefault("denoise-results", memo.ResultCache(MEMO_SIZE, MEMO_BYTES))
+             spec.level if already_noisy else (kind, level, seed))
 
 
 def method_key(option: str) -> tuple:
@@ -150,12 +182,14 @@ if reason:
     st.warning(reason + " Choose another denoiser or Gaussian noise.", icon=":material/block:")
     st.stop()
 result = run(method)
+if strength < 1.0:
+    result = dataclasses.replace(result, image=denoise.blend(noisy, result.image, strength))
 
 if reference is None:
     left, right = st.columns(2)
     left.image(shown(noisy), caption="Your photo, as uploaded", width="stretch")
-    right.image(shown(result.image), caption=f"Denoised by {result.title} (no clean reference: no metrics)",
-                width="stretch")
+    right.image(shown(result.image), caption=f"Denoised by {result.title} at strength {strength:.0%} (no clean "
+                "reference: no metrics)", width="stretch")
 else:
     columns = st.columns(3)
     columns[0].image(shown(clean), caption=f"Clean: {chosen.caption}", width="stretch")
@@ -168,9 +202,8 @@ else:
     numbers[3].metric("Denoised SSIM", f"{result.ssim:.3f}", delta=f"{result.ssim - noisy_ssim:+.3f}")
     numbers[4].metric("Time", f"{result.seconds * 1000:.0f} ms")
 
-split = st.slider("Before / after: drag to compare the noisy input (left) with the result (right)", 0, 100, 50,
-                  key="denoise-split", format="%d%%")
-st.image(images.split_view(shown(noisy), shown(result.image), split / 100), width=min(512, 4 * clean.shape[2]))
+st.caption("Before / after: drag across the image to compare the noisy input (left) with the result (right).")
+comparison(shown(noisy), shown(result.image), "noisy", "denoised")
 st.download_button("Download the denoised image (PNG)", images.png_bytes(images.to_pil(result.image)),
                    file_name=download_name(chosen, "denoised"),
                    mime="image/png", icon=":material/download:", key="denoise-download")

@@ -77,7 +77,15 @@ def test_already_noisy_upload_is_denoised_without_metrics(app: AppTest) -> None:
     assert not app.exception
     assert not any(m.label == "Denoised PSNR" for m in app.metric)
     captions = " ".join(image.caption for element in app.get("image") for image in element.proto.imgs)
-    assert "no clean reference" in captions
+    assert "no clean reference" in captions and "strength 100%" in captions
+    estimate = next(c.value for c in app.caption if "Estimated noise" in c.value)
+    assert float(estimate.split("σ ≈ ")[1].split("*")[0]) < 10  # the sample photo is clean
+    widget(app.slider, "Denoising strength").set_value(0.3).run()
+    assert not app.exception
+    captions = " ".join(image.caption for element in app.get("image") for image in element.proto.imgs)
+    assert "strength 30%" in captions
+    widget(app.selectbox, "Denoiser").set_value("bm3d").run()  # given the estimated level
+    assert not app.exception and not app.warning
 
 
 def test_a_bad_upload_gets_a_message(app: AppTest) -> None:
@@ -121,3 +129,32 @@ def test_results_are_kept_bounded_as_uint8_and_an_upload_is_decoded_once(
     assert cache.nbytes == 4 * 64 * 96 * 3
     widget(app.slider, "Strength").set_value(60.0).run()  # the newest result comes back from the cache
     assert len(cache) == 4 and metric(app, "Denoised PSNR") > 0
+
+
+@pytest.fixture(scope="module")
+def home_with_two_kinds(tmp_path_factory: pytest.TempPathFactory, data_root: Path) -> Path:
+    home = tmp_path_factory.mktemp("denoise-kinds")
+    tiny_denoiser(home / "checkpoints", "tiny-gaussian")
+    tiny_denoiser(home / "checkpoints", "tiny-impulse", noise="impulse")
+    return home
+
+
+def test_the_default_denoiser_follows_the_kind_of_noise(home_with_two_kinds: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    app = open_page(home_with_two_kinds, "pages/denoise.py", monkeypatch)
+
+    def chosen() -> str:
+        return str(widget(app.selectbox, "Denoiser").value)
+
+    assert "tiny-gaussian" in chosen()
+    for kind, expected in (("salt_pepper", "tiny-impulse"), ("salt_pepper_channels", "tiny-impulse"),
+                           ("poisson", "median"), ("gaussian", "tiny-gaussian")):
+        widget(app.selectbox, "Noise").set_value(kind).run()
+        assert not app.exception
+        assert expected in chosen(), kind
+    # A visitor's own pick stays while the strength moves; a new kind of noise brings its default back.
+    widget(app.selectbox, "Denoiser").set_value("median").run()
+    widget(app.slider, "Strength").set_value(40.0).run()
+    assert chosen() == "median"
+    widget(app.selectbox, "Noise").set_value("salt_pepper").run()
+    assert "tiny-impulse" in chosen()

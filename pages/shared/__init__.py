@@ -145,3 +145,8 @@ def download_name(chosen: ChosenImage, suffix: str) -> str:
     """A safe PNG file name for a result: the image's caption, shortened, then ``suffix``."""
     stem = Path(chosen.caption).stem.replace(" ", "_").replace("#", "").replace(":", "")[:40] or "image"
     return f"{stem}-{suffix}.png"
+
+
+def comparison(before: Image.Image, after: Image.Image, before_label: str, after_label: str) -> None:
+    """A before/after view whose divider is dragged in the browser, without a rerun per step."""
+    st.iframe(images.comparison_html(before, after, before_label, after_label), height="content")
