@@ -39,7 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import torch
 import torch.nn.functional as F
 
-from core import checkpoints, color, colorize, data, devices, images, metrics, paths
+from core import checkpoints, color, colorize, data, devices, hints, images, metrics, paths
 from core.train.engine import split_train_val
 
 BATCH = 500
@@ -218,6 +218,63 @@ def print_photo_table(title: str, scores: dict[str, metrics.SetScore]) -> None:
     print(flush=True)
 
 
+HINT_COUNTS = (0, 1, 5, 10, 20)
+PHOTO_HINTS = 20
+HINT_SEED = 0
+
+
+def bench_hints(limit: int | None, write: bool, per_folder: int | None) -> None:
+    """Hint models against inverse-distance interpolation of the same random true-colour hints."""
+    models = [(meta["name"], meta["path"], checkpoints.load(meta["path"])[0])
+              for meta in checkpoints.list_checkpoints("colorization")]
+    models = [entry for entry in models if entry[2].takes_hints]
+    test = data.load_dataset("cifar10", "test")
+    originals = test.images[:limit].float().div(255)
+    luma = color.luma(originals)
+    print(f"CPU: {devices.cpu_model()}; {devices.describe()}; {'first ' + str(limit) if limit else 'all'} "
+          f"CIFAR-10 test images; PSNR of the set's MSE (dB); hints at random pixels, seed {HINT_SEED}.\n")
+    names = [name for name, _, _ in models]
+    print("| hints | interpolation (IDW over the true luma) | " + " | ".join(names) + " |")
+    print("|---:|---:|" + "---:|" * len(names))
+    written: dict[str, dict] = {path: {} for _, path, _ in models}
+    for count in HINT_COUNTS:
+        given = hints.fixed_hints(originals, count, HINT_SEED)
+        row = [psnr_dataset(hints.interpolate(luma, given), originals)]
+        for _, path, model in models:
+            value = psnr_dataset(batched(model, torch.cat([luma, given], dim=1)), originals)
+            written[path][f"test_psnr_dataset_hints{count}"] = round(value, 3)
+            row.append(value)
+        print(f"| {count} | " + " | ".join(f"{value:.2f}" for value in row) + " |", flush=True)
+    photo_rows: dict[str, metrics.SetScore] = {}
+    for files in data.photo_folders().values():
+        for path in files[:per_folder]:
+            given = colorize.prepare(images.load_image(path.read_bytes()))
+            if given.original is None:
+                continue
+            pixels = given.luma.shape[1] * given.luma.shape[2]
+            chosen = hints.sample_hints(given.original, PHOTO_HINTS, HINT_SEED)
+            start = time.perf_counter()
+            channels = hints.encode(chosen, *given.luma.shape[1:])[None]
+            baseline = hints.interpolate(given.luma[None], channels)
+            seconds = time.perf_counter() - start
+            photo_rows.setdefault("interpolation", metrics.SetScore()).add(
+                float(metrics.psnr(baseline, given.original[None])[0]), pixels, seconds)
+            for name, _, model in models:
+                result = colorize.colorize_one(model, given, colorize.WORKING_SIDE, chosen)
+                photo_rows.setdefault(name, metrics.SetScore()).add(result.psnr, pixels, result.seconds)
+    if photo_rows:
+        print(f"\nDevelopment photos, {PHOTO_HINTS} random true-colour hints each (seed {HINT_SEED}):\n")
+        print("| method | photos | PSNR of the set's MSE (dB) | PSNR, mean per photo (dB) | time per megapixel |")
+        print("|---|---:|---:|---:|---:|")
+        for name, score_ in photo_rows.items():
+            print(f"| {name} | {score_.count} | {score_.psnr_of_set():.2f} | {score_.mean('psnr'):.2f} "
+                  f"| {score_.seconds_per_megapixel():.3f} s |")
+        for name, path, _ in models:
+            written[path][f"photos_psnr_dataset_hints{PHOTO_HINTS}"] = round(photo_rows[name].psnr_of_set(), 3)
+    if write and not limit and not per_folder:
+        checkpoints.record_measurements(written, "python bench/colorize.py --hints --write")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--write", action="store_true", help="store the numbers in shipped checkpoints' sidecars")
@@ -227,11 +284,16 @@ def main() -> None:
     parser.add_argument("--held-out", nargs="+", metavar="NAME", help="score fine-tunes on their held-out images")
     parser.add_argument("--ceilings", action="store_true", help="the fast net on desaturated or blurred true colours")
     parser.add_argument("--photos", action="store_true", help="measure the development photos instead")
+    parser.add_argument("--hints", action="store_true",
+                        help="hint models against interpolation of the same hints (CIFAR-10 and the photos)")
     parser.add_argument("--per-folder", type=int, help="--photos: only the first N photos of each folder")
     parser.add_argument("--working-side", type=int, action="append",
                         help=f"--photos: the working size's longer side (repeatable; default {colorize.WORKING_SIDE})")
     args = parser.parse_args()
     devices.configure_threads()
+    if args.hints:
+        bench_hints(args.limit, args.write, args.per_folder)
+        return
     if args.photos:
         bench_photos(args.only, args.per_folder, args.working_side or [colorize.WORKING_SIDE])
         return

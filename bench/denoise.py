@@ -42,6 +42,7 @@ SETTINGS = (
     ("cifar10", NoiseSpec("gaussian", 25.0)),
     ("cifar10", NoiseSpec("gaussian", 50.0)),
     ("cifar10", NoiseSpec("salt_pepper", 0.07)),
+    ("cifar10", NoiseSpec("salt_pepper_channels", 0.07)),
     ("mnist", NoiseSpec("gaussian", 127.5)),
     ("fashion_mnist", NoiseSpec("gaussian", 127.5)),
 )

@@ -15,10 +15,14 @@ import torch.nn.functional as F
 from PIL import Image
 
 from core import color, metrics
+from core.hints import Hint
+from core.hints import encode as encode_hints
 from core.images import is_grayscale, shrink_to, to_tensor
 from core.models.colorizers import Colorizer
 
-WORKING_SIDE = 64  # longer side, in pixels, at which a large photo's chroma is predicted
+# A photo's chroma is predicted with its longer side at this many pixels: CIFAR-10's own scale, where the
+# models learned what things are (of 24 to 64 px, the best on the development photos: bench/colorize.py).
+WORKING_SIDE = 32
 MAX_PIXELS = 4_000_000  # larger uploads are scaled down first, so a CPU answers in seconds
 
 
@@ -41,19 +45,26 @@ def prepare(image: Image.Image, max_pixels: int = MAX_PIXELS) -> ColorInput:
 
 
 @torch.no_grad()
-def colorize(model: Colorizer, luma: torch.Tensor, working_side: int = WORKING_SIDE) -> torch.Tensor:
-    """RGB (3 x H x W) for ``luma`` (1 x H x W): chroma predicted at the working size, luma kept as is."""
+def colorize(model: Colorizer, luma: torch.Tensor, working_side: int = WORKING_SIDE,
+             hints: list[Hint] | None = None) -> torch.Tensor:
+    """RGB (3 x H x W) for ``luma`` (1 x H x W): chroma predicted at the working size, luma kept as is.
+
+    A hint model also gets ``hints``, placed on the working-size image; other models ignore them.
+    """
     model.eval()
     full = luma[None].float()
     height, width = full.shape[-2:]
     scale = working_side / max(height, width)
+    small = full
     if scale < 1:
         size = (max(round(height * scale), 1), max(round(width * scale), 1))
         small = F.interpolate(full, size=size, mode="area")
-        chroma = F.interpolate(model.predict_chroma(small), size=(height, width), mode="bilinear",
-                               align_corners=False)
-    else:
-        chroma = model.predict_chroma(full)
+    given = small
+    if getattr(model, "takes_hints", False) and hints:
+        given = torch.cat([small, encode_hints(hints, *small.shape[-2:])[None]], dim=1)
+    chroma = model.predict_chroma(given)
+    if small.shape[-2:] != full.shape[-2:]:
+        chroma = F.interpolate(chroma, size=(height, width), mode="bilinear", align_corners=False)
     return color.combine(full, chroma)[0]
 
 
@@ -68,10 +79,11 @@ class Colorized:
     original_colorfulness: float | None = None
 
 
-def colorize_one(model: Colorizer, given: ColorInput, working_side: int = WORKING_SIDE) -> Colorized:
+def colorize_one(model: Colorizer, given: ColorInput, working_side: int = WORKING_SIDE,
+                 hints: list[Hint] | None = None) -> Colorized:
     """Colorize one image and, when the original exists, measure the result against it."""
     start = time.perf_counter()
-    output = colorize(model, given.luma, working_side)
+    output = colorize(model, given.luma, working_side, hints)
     seconds = time.perf_counter() - start
     result = Colorized(output, seconds, colorfulness=float(color.colorfulness(output[None])[0]))
     if given.original is not None:

@@ -23,7 +23,8 @@ from core.models._registry import (
     list_architectures,
     private_copy,
     register_model,
+    transplant,
 )
 
 __all__ = ["TASKS", "Architecture", "Option", "build", "get_architecture", "list_architectures",
-           "private_copy", "register_model"]
+           "private_copy", "register_model", "transplant"]

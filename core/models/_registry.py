@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import torch
 from torch import nn
 
 TASKS = ("classification", "denoising", "colorization")
@@ -88,3 +89,30 @@ def private_copy(model: nn.Module) -> nn.Module:
     activations up (found by bench/load.py). A copy costs milliseconds.
     """
     return copy.deepcopy(model).eval()
+
+
+@torch.no_grad()
+def transplant(source: nn.Module, target: nn.Module) -> list[str]:
+    """Copy ``source``'s weights into ``target``, a model of the same design with more inputs.
+
+    A tensor that ``target`` has wider along its input channels (dim 1: a first convolution
+    given extra input channels) keeps ``source``'s values in its leading slice and zeros in
+    the rest, so the new inputs start out ignored and the model starts as good as before.
+    Returns the names of the widened tensors; any other mismatch is an error.
+    """
+    theirs, ours = source.state_dict(), target.state_dict()
+    if theirs.keys() != ours.keys():
+        raise ValueError(f"Different designs: {sorted(set(theirs) ^ set(ours))[:4]}")
+    widened = []
+    for name, value in theirs.items():
+        mine = ours[name]
+        if mine.shape == value.shape:
+            mine.copy_(value)
+        elif mine.dim() > 1 and mine.shape[0] == value.shape[0] and mine.shape[2:] == value.shape[2:] \
+                and mine.shape[1] > value.shape[1]:
+            mine.zero_()
+            mine[:, :value.shape[1]] = value
+            widened.append(name)
+        else:
+            raise ValueError(f"{name}: {tuple(value.shape)} does not fit {tuple(mine.shape)}")
+    return widened

@@ -1,5 +1,8 @@
 """Colorizers: BT.601 luma in (N x 1 x H x W, [0, 1]), RGB out (N x 3 x H x W, [0, 1]).
 
+A colorizer built with ``hints`` also takes colour hints (``core.hints``): three more input
+channels after the luma (hint Cb, Cr and a mask). Given the luma alone, it sees no hints.
+
 Both predict only the chroma (Cb, Cr) and recombine it with the input's own luma,
 so brightness and detail are never damaged. Their head either regresses the chroma
 (the least-squares estimate) or classifies it into bins on a grid and decodes the
@@ -16,6 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from core import color
+from core.hints import CHANNELS as HINT_CHANNELS
 from core.models._registry import Option, register_model
 from core.models.resnet import BasicBlock
 from core.models.unet import UNet, conv_block
@@ -28,37 +32,49 @@ class Colorizer(nn.Module):
 
     body: nn.Module
 
-    def __init__(self, binned: bool, temperature: float) -> None:
+    def __init__(self, binned: bool, temperature: float, takes_hints: bool = False) -> None:
         super().__init__()
-        self.binned, self.temperature = binned, temperature
+        self.binned, self.temperature, self.takes_hints = binned, temperature, takes_hints
         self.register_buffer("centres", color.chroma_bin_centres(), persistent=False)
 
     @property
     def out_channels(self) -> int:
         return len(self.centres) if self.binned else 2
 
-    def _raw(self, luma: torch.Tensor) -> torch.Tensor:
-        return self.body((luma - 0.5) * 4)  # roughly standardised: natural images' luma has std ~0.25
+    @property
+    def in_channels(self) -> int:
+        return 1 + HINT_CHANNELS if self.takes_hints else 1
+
+    def _raw(self, given: torch.Tensor) -> torch.Tensor:
+        luma = (given[:, :1] - 0.5) * 4  # roughly standardised: natural images' luma has std ~0.25
+        if not self.takes_hints:
+            return self.body(luma)
+        if given.shape[1] == 1:
+            extra = luma.new_zeros(luma.shape[0], HINT_CHANNELS, *luma.shape[2:])
+        else:  # chroma offsets have a std of about 0.1: scaled to the luma's range
+            extra = given[:, 1:] * given.new_tensor([5.0, 5.0, 1.0]).view(1, 3, 1, 1)
+        return self.body(torch.cat([luma, extra], dim=1))
 
     def _decode(self, raw: torch.Tensor) -> torch.Tensor:
         if not self.binned:
             return 0.5 * torch.tanh(raw.float())
         return color.decode_bins(raw, self.centres, self.temperature)
 
-    def predict_chroma(self, luma: torch.Tensor) -> torch.Tensor:
-        """The Cb and Cr offsets (N x 2 x H x W) this model gives ``luma``."""
-        return self._decode(self._raw(luma))
+    def predict_chroma(self, given: torch.Tensor) -> torch.Tensor:
+        """The Cb and Cr offsets (N x 2 x H x W) this model gives luma (and, for a hint model, hints)."""
+        return self._decode(self._raw(given))
 
-    def forward(self, luma: torch.Tensor) -> torch.Tensor:
-        raw = self._raw(luma)
-        rgb = color.combine(luma, self._decode(raw))
+    def forward(self, given: torch.Tensor) -> torch.Tensor:
+        raw = self._raw(given)
+        rgb = color.combine(given[:, :1], self._decode(raw))
         return torch.cat([rgb, raw.to(rgb.dtype)], dim=1) if self.training and self.binned else rgb
 
 
 class UNetColorizer(Colorizer):
-    def __init__(self, width: int, depth: int, attention: bool, binned: bool, temperature: float) -> None:
-        super().__init__(binned, temperature)
-        self.body = UNet(1, self.out_channels, width, depth, attention)
+    def __init__(self, width: int, depth: int, attention: bool, binned: bool, temperature: float,
+                 takes_hints: bool = False) -> None:
+        super().__init__(binned, temperature, takes_hints)
+        self.body = UNet(self.in_channels, self.out_channels, width, depth, attention)
 
 
 class ResNetEncoderDecoder(nn.Module):
@@ -159,12 +175,14 @@ HOW_IT_WORKS = (
         Option("depth", 3, "number of down-sampling stages", minimum=1, maximum=5),
         Option("attention", False, "attention gates on the skip connections", choices=(False, True)),
         *COLOR_HEAD_OPTIONS,
+        Option("hints", False, "also take colour hints (points a person colours in), trained on randomly "
+                               "revealed true colours", choices=(False, True)),
     ),
 )
 def unet_colorizer(*, width: int = 32, depth: int = 3, attention: bool = False, binned: bool = False,
-                   temperature: float = 1.0) -> UNetColorizer:
-    """A U-Net that predicts chroma from BT.601 luma."""
-    return UNetColorizer(width, depth, attention, binned, temperature)
+                   temperature: float = 1.0, hints: bool = False) -> UNetColorizer:
+    """A U-Net that predicts chroma from BT.601 luma (and, with ``hints``, from colour hints)."""
+    return UNetColorizer(width, depth, attention, binned, temperature, hints)
 
 
 @register_model(

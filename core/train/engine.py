@@ -249,9 +249,9 @@ class Trainer:
         try:
             self._setup_distributed()
             torch.manual_seed(config.seed)
-            self.task = make_task(config)
             self._load_data()
             self._build()
+            self.task = make_task(config, self.model)
             self._emit("on_train_start")
             status, message = self._loop()
             test_metrics: dict[str, float] = {}
@@ -311,7 +311,12 @@ class Trainer:
             if meta["architecture"] != config.arch:
                 raise ValueError(f"Cannot {'resume' if config.resume else 'start'} {config.arch} from "
                                  f"{meta['architecture']} weights.")
-            self.arch_args = meta["arch_args"]  # the weights fix the shape
+            self.arch_args = meta["arch_args"]  # the weights fix the shape...
+            grown = {**meta["arch_args"], **config.arch_args}
+            if config.init_from and grown != meta["arch_args"]:  # ...unless a fine-tune adds inputs (colour hints)
+                model = models.build(config.arch, **grown)
+                models.transplant(self.model, model)
+                self.model, self.arch_args = model, grown
             if config.resume:
                 self.checkpoint_path = checkpoints.resolve(config.resume)
         else:

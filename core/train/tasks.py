@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from core import checkpoints, color, metrics, noise
+from core import checkpoints, color, hints, metrics, noise
 from core.train.config import TrainConfig
 
 
@@ -19,7 +19,7 @@ class Task:
     headline: str  # the metric shown first and written as `test <headline>=...`
     higher_is_better = True
 
-    def __init__(self, config: TrainConfig) -> None:
+    def __init__(self, config: TrainConfig, model: torch.nn.Module | None = None) -> None:
         self.config = config
 
     def prepare(self, images: torch.Tensor, labels: torch.Tensor, generator: torch.Generator
@@ -58,8 +58,8 @@ class Classification(Task):
 class Denoising(Task):
     name, headline = "denoising", "psnr"
 
-    def __init__(self, config: TrainConfig) -> None:
-        super().__init__(config)
+    def __init__(self, config: TrainConfig, model: torch.nn.Module | None = None) -> None:
+        super().__init__(config, model)
         self.spec = None if config.noise in noise.MIXES else noise.NoiseSpec(config.noise, config.noise_level)
 
     def prepare(self, images, labels, generator):
@@ -115,14 +115,18 @@ class Colorization(Denoising):
 
     name, headline = "colorization", "psnr_dataset"
 
-    def __init__(self, config: TrainConfig) -> None:
-        Task.__init__(self, config)
+    def __init__(self, config: TrainConfig, model: torch.nn.Module | None = None) -> None:
+        Task.__init__(self, config, model)
+        self.takes_hints = bool(getattr(model, "takes_hints", False))
         self.chroma_loss = color.ChromaBinLoss(rebalance=config.loss == "chroma_ce_rebalanced") \
             if config.loss.startswith("chroma_ce") else None
         self.teacher = TeacherLoss(config.teacher) if config.teacher else None
 
     def prepare(self, images, labels, generator):
-        return color.luma(images), images
+        if not self.takes_hints:
+            return color.luma(images), images
+        counts = hints.training_counts(len(images), generator, images.device)
+        return torch.cat([color.luma(images), hints.reveal(images, counts, generator)], dim=1), images
 
     def loss(self, output, target):
         if self.chroma_loss is not None and output.shape[1] > 3:
@@ -140,5 +144,6 @@ class Colorization(Denoising):
 TASKS: dict[str, type[Task]] = {task.name: task for task in (Classification, Denoising, Colorization)}
 
 
-def make_task(config: TrainConfig) -> Task:
-    return TASKS[config.task](config)
+def make_task(config: TrainConfig, model: torch.nn.Module | None = None) -> Task:
+    """The task ``config`` names, for ``model`` (a hint colorizer's batches carry hints)."""
+    return TASKS[config.task](config, model)
