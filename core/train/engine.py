@@ -142,6 +142,9 @@ def split_train_val(images: torch.Tensor, labels: torch.Tensor, val_size: int
     return (images[train], labels[train]), (images[val], labels[val])
 
 
+INPUT_OPTIONS = ("hints",)  # architecture options a fine-tune may switch on: they widen only the input
+
+
 def default_arch_args(config: TrainConfig, train: data.ImageDataset) -> dict[str, Any]:
     """Dataset-dependent builder arguments (channels, classes, statistics) under the user's."""
     builder = inspect.signature(models.get_architecture(config.arch).builder).parameters
@@ -312,8 +315,9 @@ class Trainer:
                 raise ValueError(f"Cannot {'resume' if config.resume else 'start'} {config.arch} from "
                                  f"{meta['architecture']} weights.")
             self.arch_args = meta["arch_args"]  # the weights fix the shape...
-            grown = {**meta["arch_args"], **config.arch_args}
-            if config.init_from and grown != meta["arch_args"]:  # ...unless a fine-tune adds inputs (colour hints)
+            # ...unless a fine-tune adds inputs (colour hints); any other option stays the weights'.
+            grown = {**meta["arch_args"], **{k: v for k, v in config.arch_args.items() if k in INPUT_OPTIONS}}
+            if config.init_from and grown != meta["arch_args"]:
                 model = models.build(config.arch, **grown)
                 models.transplant(self.model, model)
                 self.model, self.arch_args = model, grown
