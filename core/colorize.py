@@ -60,7 +60,7 @@ def colorize(model: Colorizer, luma: torch.Tensor, working_side: int = WORKING_S
         size = (max(round(height * scale), 1), max(round(width * scale), 1))
         small = F.interpolate(full, size=size, mode="area")
     given = small
-    if getattr(model, "takes_hints", False) and hints:
+    if model.takes_hints and hints:
         given = torch.cat([small, encode_hints(hints, *small.shape[-2:])[None]], dim=1)
     chroma = model.predict_chroma(given)
     if small.shape[-2:] != full.shape[-2:]:

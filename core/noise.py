@@ -15,7 +15,6 @@ from dataclasses import dataclass
 import torch
 
 KINDS = ("gaussian", "salt_pepper", "salt_pepper_channels", "poisson", "speckle")
-IMPULSE_KINDS = ("salt_pepper", "salt_pepper_channels")
 RANGES = {  # kind: (minimum, maximum, default), for validation and the UI's sliders
     "gaussian": (0.0, 255.0, 25.0),
     "salt_pepper": (0.0, 0.5, 0.07),
@@ -39,7 +38,6 @@ MIXES: dict[str, dict[str, tuple[float, float]]] = {
     BLIND: {"gaussian": (0.0, 50.0), "salt_pepper": (0.0, 0.15), "salt_pepper_channels": (0.0, 0.15)},
     IMPULSE: {"salt_pepper": (0.0, 0.15), "salt_pepper_channels": (0.0, 0.15)},
 }
-BLIND_RANGES = MIXES[BLIND]
 
 
 @dataclass(frozen=True)

@@ -101,7 +101,12 @@ def test_comparison_page_carries_both_images_and_a_slider_for_the_browser() -> N
     assert 'type="range"' in page and "width: 300px" in page
     assert "noisy &lt;input&gt;" in page and "<input>" not in page.replace('<input type="range"', "")
     large = images.comparison_html(Image.new("RGB", (3000, 2000)), Image.new("RGB", (3000, 2000)))
-    assert "data:image/jpeg" in large and "width: 1024px" in large  # scaled down and compressed for the eye
+    # Sent scaled down to 1024 px and compressed for the eye, shown at most 640 CSS pixels wide (sharp on HiDPI).
+    jpegs = re.findall(r'src="data:image/jpeg;base64,([^"]+)"', large)
+    assert [Image.open(io.BytesIO(base64.b64decode(data))).size for data in jpegs] == [(1024, 683)] * 2
+    assert "width: 640px" in large
+    # A 32 px CIFAR-10 image is enlarged to a comfortable width to drag across.
+    assert "width: 384px" in images.comparison_html(Image.new("RGB", (32, 32)), Image.new("RGB", (32, 32)))
 
 
 def test_bm3d_is_offered_only_where_it_can_run() -> None:

@@ -111,7 +111,7 @@ def test_blind_noise_mixes_kinds_and_levels_within_their_ranges() -> None:
     gaussian_sigmas = residual[~salt_pepper].std(1) * 255
     assert gaussian_sigmas.max().item() < 50 * 1.15 and gaussian_sigmas.min().item() < 10
     amounts = impulses[salt_pepper].float().mean(1)
-    assert amounts.max().item() < noise.BLIND_RANGES["salt_pepper"][1] * 1.3
+    assert amounts.max().item() < noise.MIXES[noise.BLIND]["salt_pepper"][1] * 1.3
 
 
 def test_impulse_mix_draws_both_salt_and_pepper_conventions() -> None:
