@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -17,6 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 REPO = Path(__file__).resolve().parents[2]
 ARTIFACTS = REPO / "tests" / "artifacts"
@@ -112,6 +114,24 @@ def open_page(page, app_url: str, path: str = "") -> None:
     page.goto(f"{app_url}/{path}")
     page.wait_for_selector('[data-testid="stApp"]')
     page.wait_for_selector('[data-testid="stMainBlockContainer"] h1')
+    wait_until_idle(page)
+
+
+def choose(page, label: str, option: str) -> None:
+    """Pick ``option`` in the selectbox labelled exactly ``label``."""
+    wait_until_idle(page)  # a rerun still under way would close the list as it opens
+    label_only = page.locator("label").filter(has_text=re.compile(f"^{re.escape(label)}$"))
+    box = page.locator('[data-testid="stSelectbox"]').filter(has=label_only).first
+    listed = page.get_by_role("option", name=option, exact=True)
+    # After a drag inside a component's iframe the first click only moves focus back to the page.
+    for _ in range(3):
+        box.get_by_role("combobox").click()
+        try:
+            listed.wait_for(timeout=3_000)
+            break
+        except PlaywrightTimeout:
+            page.keyboard.press("Escape")
+    listed.click()
     wait_until_idle(page)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from tests.e2e.conftest import ARTIFACTS, open_page, screenshot, wait_until_idle
+from tests.e2e.conftest import ARTIFACTS, choose, open_page, screenshot, wait_until_idle
 
 
 def metric_value(page, label: str) -> float:
@@ -50,14 +50,6 @@ def test_sliders_compare_mode_and_download(page, app_url: str) -> None:
 def selected(page, label: str) -> str:
     box = page.locator('[data-testid="stSelectbox"]').filter(has_text=label).first
     return box.get_by_role("combobox").input_value()
-
-
-def choose(page, label: str, option: str) -> None:
-    wait_until_idle(page)  # a rerun still under way would close the list as it opens
-    label_only = page.locator("label").filter(has_text=re.compile(f"^{re.escape(label)}$"))
-    page.locator('[data-testid="stSelectbox"]').filter(has=label_only).first.click()
-    page.get_by_role("option", name=option, exact=True).click()
-    wait_until_idle(page)
 
 
 def wait_for_selected(page, label: str, text: str) -> None:

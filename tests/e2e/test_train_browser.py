@@ -9,7 +9,7 @@ from pathlib import Path
 
 from playwright.sync_api import expect
 
-from tests.e2e.conftest import open_page, screenshot, streamlit_server, wait_until_idle
+from tests.e2e.conftest import choose, open_page, screenshot, streamlit_server, wait_until_idle
 
 POINTS = """() => {
     const plot = document.querySelector('[data-testid="stPlotlyChart"] .js-plotly-plot');
@@ -17,13 +17,6 @@ POINTS = """() => {
     const trace = plot.data.find(t => t.name === 'train loss (epoch)');
     return trace ? trace.x.length : 0;
 }"""
-
-
-def choose(page, label: str, option: str) -> None:
-    box = page.locator('[data-testid="stSelectbox"]').filter(has_text=label).first
-    box.click()
-    page.get_by_role("option", name=option, exact=True).click()
-    wait_until_idle(page)
 
 
 def set_number(page, label: str, value: int) -> None:
