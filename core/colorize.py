@@ -44,6 +44,14 @@ def prepare(image: Image.Image, max_pixels: int = MAX_PIXELS) -> ColorInput:
     return ColorInput(color.luma(original[None])[0], original, note)
 
 
+def working_shape(height: int, width: int, working_side: int = WORKING_SIDE) -> tuple[int, int]:
+    """The (height, width) an image's chroma is predicted at: shrunk so its longer side is ``working_side``."""
+    scale = working_side / max(height, width)
+    if scale >= 1:
+        return height, width
+    return max(round(height * scale), 1), max(round(width * scale), 1)
+
+
 @torch.no_grad()
 def colorize(model: Colorizer, luma: torch.Tensor, working_side: int = WORKING_SIDE,
              hints: list[Hint] | None = None) -> torch.Tensor:
@@ -54,11 +62,8 @@ def colorize(model: Colorizer, luma: torch.Tensor, working_side: int = WORKING_S
     model.eval()
     full = luma[None].float()
     height, width = full.shape[-2:]
-    scale = working_side / max(height, width)
-    small = full
-    if scale < 1:
-        size = (max(round(height * scale), 1), max(round(width * scale), 1))
-        small = F.interpolate(full, size=size, mode="area")
+    size = working_shape(height, width, working_side)
+    small = full if size == (height, width) else F.interpolate(full, size=size, mode="area")
     given = small
     if model.takes_hints and hints:
         given = torch.cat([small, encode_hints(hints, *small.shape[-2:])[None]], dim=1)

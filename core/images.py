@@ -135,6 +135,15 @@ def enlarged(image: Image.Image, side: int = 256) -> Image.Image:
     return image.resize((image.width * factor, image.height * factor), resample=Image.Resampling.NEAREST)
 
 
+def for_clicking(image: Image.Image, side: int = 640) -> Image.Image:
+    """``image`` at a size made for pointing at: a small one enlarged, a large one shrunk to ``side`` pixels."""
+    if max(image.size) <= side:
+        return enlarged(image, side // 2)
+    scale = side / max(image.size)
+    return image.resize((max(round(image.width * scale), 1), max(round(image.height * scale), 1)),
+                        resample=Image.Resampling.LANCZOS)
+
+
 COMPARISON_MAX_SIDE = 1024  # the comparison is for the eye: larger results are sent scaled down
 COMPARISON_SHOWN_WIDTH = (384, 640)  # smallest and largest width, in CSS pixels, of the comparison
 

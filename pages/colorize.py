@@ -6,7 +6,9 @@ from pathlib import Path
 import streamlit as st
 import torch
 
-from core import colorize, images, memo
+from streamlit_image_coordinates import streamlit_image_coordinates
+
+from core import colorize, hints, images, memo
 from pages import ensure_routed
 from pages.shared import comparison, download_name, explain_model, image_input, model_of, pick_checkpoint
 
@@ -31,6 +33,8 @@ with settings_column:
         "Working size (pixels, longer side)", 32, 256, colorize.WORKING_SIDE, step=16, key="colorize-working-side",
         help="A large photo's colour is predicted at this size and spread over the full-resolution lightness. "
              "The models learned on 32x32 images, so objects should span a few dozen pixels here.")
+    if meta is not None and not meta["arch_args"].get("hints"):
+        st.caption("To guide the colours with clicks, pick a model that takes colour hints.")
 
 if chosen is None or meta is None:
     st.stop()
@@ -39,12 +43,52 @@ given = colorize.prepare(chosen.image)
 if given.note:
     st.info(given.note, icon=":material/photo_size_select_large:")
 model, meta = model_of(meta)
+image_key = chosen.key or memo.digest(given.luma.numpy().tobytes())
+board = st.session_state.setdefault("colorize-hints", hints.HintBoard())
+board.show(image_key)
+
+
+def place_hints() -> None:
+    """Click-to-colour: a click on the grey image adds a hint; the colour comes from the picker or the original."""
+    st.divider()
+    st.subheader("Colour hints")
+    st.caption("Click the grey image where you know the colour: the model spreads each hint over the region it "
+               "belongs to. Hints are placed on the image the model sees (its working size), so one click colours "
+               "a patch, not a pixel.")
+    picture, controls = st.columns([3, 2], gap="large")
+    with controls:
+        true_colours = given.original is not None and st.toggle(
+            "Take each hint's colour from the original", value=True, key="colorize-true-colour",
+            help="Shows what the model does with correct colours. Switch off to paint your own.")
+        picked = st.color_picker("Hint colour", "#2a9d8f", key="colorize-hint-colour", disabled=true_colours)
+    working = colorize.working_shape(*given.luma.shape[-2:], working_side)
+    colour = (lambda x, y: hints.true_colour(given.original, x, y, *working)) if true_colours \
+        else hints.Hint.from_hex(0, 0, picked).rgb
+    board.click(st.session_state.get("colorize-click"), colour)
+    with controls:
+        undo, clear = st.columns(2)
+        undo.button("Undo", on_click=board.undo, disabled=not board.hints, icon=":material/undo:",
+                    key="colorize-hint-undo", width="stretch")
+        clear.button("Clear", on_click=board.clear, disabled=not board.hints, icon=":material/delete:",
+                     key="colorize-hint-clear", width="stretch")
+        count = len(board.hints)
+        st.markdown(f"**{count} hint{'s' * (count != 1)}** placed." if count else "No hints yet: the model "
+                    "colours the image on its own.")
+    with picture:
+        marked = hints.draw(images.for_clicking(images.to_pil(given.luma)), board.hints)
+        streamlit_image_coordinates(marked, key="colorize-click", width="stretch", cursor="crosshair",
+                                    image_format="JPEG", jpeg_quality=90)
+
+
+if model.takes_hints:
+    place_hints()
 # Kept per visitor as 8-bit images, a few at most, so the before/after slider does not colorize again.
+placed = list(board.hints) if model.takes_hints else []
 results_cache = st.session_state.setdefault("colorize-results", memo.ResultCache(max_entries=4))
-result_key = (chosen.key or memo.digest(given.luma.numpy().tobytes()), meta["path"],
-              Path(meta["path"]).stat().st_mtime, working_side)
+result_key = (image_key, meta["path"], Path(meta["path"]).stat().st_mtime, working_side, tuple(placed))
 with st.spinner("Colorizing..."):
-    result = results_cache.get_or_compute(result_key, lambda: colorize.colorize_one(model, given, working_side))
+    result = results_cache.get_or_compute(
+        result_key, lambda: colorize.colorize_one(model, given, working_side, placed))
 
 
 def shown(tensor: torch.Tensor):

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from core import hints
 from core.images import sample_photo
 from tests.factories import open_page, tiny_colorizer
 
@@ -87,3 +88,48 @@ def test_download_and_how_it_works(app: AppTest) -> None:
     assert any("chroma" in m.value and "lightness" in m.value for m in app.markdown)
     layers = app.dataframe[0].value
     assert {"layer", "output shape", "parameters"} <= set(layers.columns)
+
+
+def test_clicks_place_hints_that_change_the_colours_and_can_be_undone_and_cleared(
+        tmp_path: Path, data_root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    tiny_colorizer(tmp_path / "checkpoints", "tiny-hints", hints=True)
+    app = open_page(tmp_path, "pages/colorize.py", monkeypatch)
+    assert any(s.label == "Model" and "tiny-hints" in str(s.value) for s in app.selectbox)
+    assert any("No hints yet" in m.value for m in app.markdown)
+    plain = metric(app, "PSNR").value
+
+    def click(x: int, y: int, when: int) -> None:
+        # What the click-to-pick component reports: a point of the image as shown, and when it was clicked.
+        app.session_state["colorize-click"] = {"x": x, "y": y, "width": 256, "height": 256, "unix_time": when}
+        app.run()
+        assert not app.exception, [e.value for e in app.exception]
+
+    # With the original's true colours (the default on a test image), two clicks give two hints.
+    click(40, 200, 1)
+    click(200, 60, 2)
+    assert any("2 hints" in m.value for m in app.markdown)
+    click(200, 60, 2)  # the same click reported again on a rerun adds nothing
+    assert any("2 hints" in m.value for m in app.markdown)
+    # The result shown was colorized with both hints (they are part of what it is cached under).
+    newest = app.session_state["colorize-results"].keys()[-1]
+    assert len(newest[-1]) == 2 and all(isinstance(h, hints.Hint) for h in newest[-1])
+    # A painted colour instead of the true one.
+    app.toggle(key="colorize-true-colour").set_value(False).run()
+    app.color_picker(key="colorize-hint-colour").set_value("#ff00ff").run()
+    click(128, 128, 3)
+    board = app.session_state["colorize-hints"]
+    assert len(board.hints) == 3 and board.hints[-1].hex() == "#ff00ff"
+    app.button(key="colorize-hint-undo").click().run()
+    assert any("2 hints" in m.value for m in app.markdown)
+    app.button(key="colorize-hint-clear").click().run()
+    assert any("No hints yet" in m.value for m in app.markdown)
+    assert metric(app, "PSNR").value == plain  # no hints: the model's own colours again
+    # Another image starts with no hints.
+    click(10, 10, 4)
+    app.number_input[0].set_value(1).run()
+    assert any("No hints yet" in m.value for m in app.markdown) and not app.exception
+
+
+def test_a_model_without_hints_says_how_to_get_them(app: AppTest) -> None:
+    assert any("pick a model that takes colour hints" in c.value for c in app.caption)
+    assert not any("Colour hints" in h.value for h in app.subheader)

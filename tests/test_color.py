@@ -92,6 +92,21 @@ def test_binned_colorizer_returns_logits_only_in_training() -> None:
     luma = torch.rand(1, 1, 16, 16)
     assert model.train()(luma).shape[1] == 3 + len(color.chroma_bin_centres())
     assert model.eval()(luma).shape[1] == 3
+    # A loss on the RGB alone (squared error) needs no logits, so the task switches them off.
+    from core.train.tasks import make_task
+
+    make_task(TrainConfig(task="colorization", arch="unet_colorizer", loss="mse"), model)
+    assert model.train()(luma).shape[1] == 3
+    make_task(TrainConfig(task="colorization", arch="unet_colorizer", loss="chroma_ce"), model)
+    assert model.train()(luma).shape[1] == 3 + len(color.chroma_bin_centres())
+
+
+def test_bf16_decoding_stays_within_half_a_grey_level() -> None:
+    logits = (torch.randn(2, len(color.chroma_bin_centres()), 8, 8) * 3).bfloat16()  # as a bf16 model gives them
+    exact = color.decode_bins(logits.float(), color.chroma_bin_centres(), 1.0)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        fast = color.decode_bins(logits, color.chroma_bin_centres(), 1.0)
+    assert fast.dtype == torch.float32 and (fast - exact).abs().max() < 0.5 / 255
 
 
 def test_large_images_keep_their_full_resolution_luma() -> None:

@@ -77,7 +77,10 @@ def test_a_grown_hint_model_starts_as_its_source_and_then_listens_to_hints() -> 
     with torch.no_grad():
         assert torch.equal(plain(luma), grown(luma))  # luma alone: no hints
         with_hints = torch.cat([luma, hints.fixed_hints(images, 8, seed=0)], dim=1)
-        assert torch.equal(plain(luma), grown(with_hints))  # the new inputs start at zero weight
+        # The new inputs start at zero weight: the network's own chroma is the plain one's (the eval-time
+        # correction towards the hints' colours then changes the output).
+        assert torch.equal(plain._raw(luma), grown._raw(with_hints))
+        assert not torch.equal(plain(luma), grown(with_hints))
     with pytest.raises(ValueError, match="does not fit"):
         models.transplant(plain, models.build("unet_colorizer", width=16, depth=2, binned=True, hints=True))
 
@@ -101,3 +104,56 @@ def test_a_hint_colorizer_fine_tunes_from_a_plain_one_and_uses_hints_on_a_photo(
     assert hinted_rgb.shape == (3, 48, 64)
     assert not torch.equal(plain_rgb, hinted_rgb)
     assert torch.allclose(color.luma(hinted_rgb[None])[0], luma, atol=2e-2)  # the luma is kept
+
+
+def test_a_hint_board_adds_new_clicks_only_and_undoes_clears_and_resets_per_image() -> None:
+    board = hints.HintBoard()
+    board.show("cat")
+    click = {"x": 50, "y": 25, "width": 100, "height": 100, "unix_time": 1}
+    assert board.click(click, (1.0, 0.0, 0.0)) == hints.Hint(0.5, 0.25, (1.0, 0.0, 0.0))
+    assert board.click(click, (1.0, 0.0, 0.0)) is None  # the widget reports its last click again on a rerun
+    # A colour can depend on where the click lands (the original's own colour there).
+    board.click({"x": 100, "y": 0, "width": 100, "height": 50, "unix_time": 2}, lambda x, y: (x, y, 0.0))
+    assert board.hints[1].rgb[1] == 0 and board.hints[1].rgb[0] == pytest.approx(1.0, abs=1e-4) and board.hints[1].x < 1
+    for outside in ({"x": 120, "y": 5, "width": 100, "height": 100, "unix_time": 3},
+                    {"x": 1, "y": 1, "width": 0, "height": 0, "unix_time": 4}, None):
+        assert board.click(outside, (0.0, 0.0, 0.0)) is None
+    assert len(board.hints) == 2
+    board.undo()
+    assert [h.rgb for h in board.hints] == [(1.0, 0.0, 0.0)]
+    board.show("cat")  # the same image keeps its hints
+    assert len(board.hints) == 1
+    board.clear()
+    board.undo()  # nothing left to undo: no error
+    assert board.hints == []
+    board.click({"x": 1, "y": 1, "width": 10, "height": 10, "unix_time": 5}, (0.0, 0.0, 1.0))
+    board.show("dog")  # another image starts with none, and the old click is not replayed onto it
+    assert board.hints == [] and board.click({"x": 1, "y": 1, "width": 10, "height": 10, "unix_time": 5},
+                                             (0.0, 0.0, 1.0)) is None
+
+
+def test_a_true_colour_is_the_originals_at_the_working_size_and_dots_show_the_hint_colours() -> None:
+    original = torch.zeros(3, 64, 64)
+    original[0, :, 32:] = 1.0  # right half red
+    assert hints.true_colour(original, 0.9, 0.5, 32, 32) == (1.0, 0.0, 0.0)
+    assert hints.true_colour(original, 0.1, 0.5, 32, 32) == (0.0, 0.0, 0.0)
+    # Area-shrunk to 2 x 2 pixels each side stays pure; at 1 x 1 the two halves average.
+    assert hints.true_colour(original, 0.1, 0.5, 1, 1) == pytest.approx((0.5, 0.0, 0.0))
+    from PIL import Image
+
+    grey = Image.new("L", (200, 100), 128)
+    marked = hints.draw(grey, [hints.Hint.from_hex(0.25, 0.5, "#00ff00")])
+    assert marked.mode == "RGB" and marked.size == (200, 100)
+    assert marked.getpixel((50, 50)) == (0, 255, 0) and marked.getpixel((150, 50)) == (128, 128, 128)
+
+
+def test_spread_residuals_make_each_hint_hold_at_its_pixel_and_fade_with_distance() -> None:
+    chroma = torch.zeros(1, 2, 32, 32)
+    channels = hints.encode([hints.Hint.from_hex(0.1, 0.1, "#ff0000")], 32, 32)[None]
+    corrected = hints.spread_residuals(chroma, channels)
+    target = channels[0, :2, 3, 3]
+    assert torch.allclose(corrected[0, :, 3, 3], target, atol=1e-6)
+    assert 0 < corrected[0, 1, 3, 9].abs() < target[1].abs()  # 6 px away: part of the way
+    assert corrected[0, 1, 31, 31].abs() < 0.2 * target[1].abs()  # the far corner: nearly untouched
+    # No hints: unchanged.
+    assert torch.equal(hints.spread_residuals(chroma, torch.zeros(1, 3, 32, 32)), chroma)

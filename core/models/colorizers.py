@@ -20,6 +20,7 @@ from torch import nn
 
 from core import color
 from core.hints import CHANNELS as HINT_CHANNELS
+from core.hints import spread_residuals
 from core.models._registry import Option, register_model
 from core.models.resnet import BasicBlock
 from core.models.unet import UNet, conv_block
@@ -31,6 +32,9 @@ class Colorizer(nn.Module):
     """The chroma head and the recombination; subclasses supply ``body`` (luma -> 2 or Q channels)."""
 
     body: nn.Module
+    # A binned model in training appends its bin logits to the RGB for the chroma losses; a loss on the RGB
+    # alone switches this off, which spares copying 441 channels per pixel (1.5x faster on a CPU).
+    emit_logits = True
 
     def __init__(self, binned: bool, temperature: float, takes_hints: bool = False) -> None:
         super().__init__()
@@ -62,12 +66,19 @@ class Colorizer(nn.Module):
 
     def predict_chroma(self, given: torch.Tensor) -> torch.Tensor:
         """The Cb and Cr offsets (N x 2 x H x W) this model gives luma (and, for a hint model, hints)."""
-        return self._decode(self._raw(given))
+        return self._chroma(given, self._raw(given))
+
+    def _chroma(self, given: torch.Tensor, raw: torch.Tensor) -> torch.Tensor:
+        chroma = self._decode(raw)
+        if self.takes_hints and given.shape[1] > 1 and not self.training:
+            chroma = spread_residuals(chroma, given[:, 1:])
+        return chroma
 
     def forward(self, given: torch.Tensor) -> torch.Tensor:
         raw = self._raw(given)
-        rgb = color.combine(given[:, :1], self._decode(raw))
-        return torch.cat([rgb, raw.to(rgb.dtype)], dim=1) if self.training and self.binned else rgb
+        rgb = color.combine(given[:, :1], self._chroma(given, raw))
+        return torch.cat([rgb, raw.to(rgb.dtype)], dim=1) if self.training and self.binned and self.emit_logits \
+            else rgb
 
 
 class UNetColorizer(Colorizer):

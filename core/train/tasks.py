@@ -121,6 +121,8 @@ class Colorization(Denoising):
         self.chroma_loss = color.ChromaBinLoss(rebalance=config.loss == "chroma_ce_rebalanced") \
             if config.loss.startswith("chroma_ce") else None
         self.teacher = TeacherLoss(config.teacher) if config.teacher else None
+        if model is not None and hasattr(model, "emit_logits"):
+            model.emit_logits = self.chroma_loss is not None
 
     def prepare(self, images, labels, generator):
         if not self.takes_hints:

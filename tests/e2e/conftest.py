@@ -74,13 +74,15 @@ def healthy(url: str) -> bool:
 
 @pytest.fixture(scope="session")
 def app_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """One Streamlit server for the whole session, with two tiny classifiers and a tiny denoiser installed."""
-    from tests.factories import tiny_classifier, tiny_denoiser
+    """One Streamlit server for the whole session, with two tiny classifiers, a tiny denoiser and a tiny hint
+    colorizer installed."""
+    from tests.factories import tiny_classifier, tiny_colorizer, tiny_denoiser
 
     home = tmp_path_factory.mktemp("e2e-home")
     tiny_classifier(home / "checkpoints", "tiny-a", width=8)
     tiny_classifier(home / "checkpoints", "tiny-b", width=12)
     tiny_denoiser(home / "checkpoints", "tiny-unet")
+    tiny_colorizer(home / "checkpoints", "tiny-hints", hints=True)
     with streamlit_server(home) as url:
         yield url
 

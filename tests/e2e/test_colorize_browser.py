@@ -41,3 +41,43 @@ def test_large_photo_upload_is_colorized_measured_and_downloadable(page, app_url
 
     assert Image.open(saved).size == (1600, 1600)  # full resolution, not the working size
     assert page.console_errors == []
+
+
+def test_clicked_hints_show_as_dots_and_can_be_undone_and_cleared(page, app_url: str) -> None:
+    open_page(page, app_url, "colorize")
+    page.get_by_text("Original: test image #0: cat").first.wait_for(timeout=120_000)
+    wait_until_idle(page)
+    # Open the model list and take a colorizer that listens to hints.
+    page.locator('[data-testid="stSelectbox"]').filter(has_text="Model").get_by_role("combobox").click()
+    page.get_by_role("option").filter(has_text="tiny-hints").first.click()
+    page.get_by_text("No hints yet").first.wait_for(timeout=60_000)
+    wait_until_idle(page)
+
+    # Paint with the picker's colour (teal) rather than the original's, so the dots are surely coloured.
+    page.get_by_text("Take each hint's colour from the original").click()
+    wait_until_idle(page)
+    picture = page.frame_locator('iframe[title*="streamlit_image_coordinates"]').locator("img")
+    picture.wait_for()
+    box = picture.bounding_box()
+    for count, (fx, fy) in enumerate([(0.2, 0.8), (0.7, 0.25), (0.5, 0.5)], start=1):
+        picture.click(position={"x": box["width"] * fx, "y": box["height"] * fy})
+        page.get_by_text(f"{count} hint{'s' * (count != 1)} placed").first.wait_for(timeout=60_000)
+        wait_until_idle(page)
+    screenshot(page, "colorize-hints")
+    # The dots are drawn into the picture: its pixels at the third click are no longer grey.
+    dot = picture.evaluate("""(img, [fx, fy]) => {
+        const canvas = document.createElement('canvas');
+        canvas.width = img.naturalWidth; canvas.height = img.naturalHeight;
+        const context = canvas.getContext('2d');
+        context.drawImage(img, 0, 0);
+        const [r, g, b] = context.getImageData(Math.floor(fx * img.naturalWidth), Math.floor(fy * img.naturalHeight), 1, 1).data;
+        return [r, g, b];
+    }""", [0.7, 0.25])
+    assert max(dot) - min(dot) > 8, dot  # a colour, not the grey underneath
+
+    page.get_by_role("button", name="Undo").click()
+    page.get_by_text("2 hints placed").first.wait_for(timeout=60_000)
+    wait_until_idle(page)
+    page.get_by_role("button", name="Clear").click()
+    page.get_by_text("No hints yet").first.wait_for(timeout=60_000)
+    assert "Traceback" not in main_text(page) and page.console_errors == []
