@@ -5,7 +5,6 @@ from pathlib import Path
 
 import streamlit as st
 import torch
-
 from streamlit_image_coordinates import streamlit_image_coordinates
 
 from core import colorize, hints, images, memo

@@ -34,9 +34,9 @@ def tiny_denoiser(folder: Path, name: str, arch: str = "unet_denoiser", width: i
 def tiny_colorizer(folder: Path, name: str, binned: bool = False, hints: bool = False) -> Path:
     """A width-8 U-Net colorizer (taking colour hints, if asked) trained for one epoch on 256 CIFAR-10 images."""
     config = TrainConfig(task="colorization", arch="unet_colorizer",
-                         arch_args={"width": 8, "depth": 2, "binned": binned, "hints": hints}, dataset="cifar10", epochs=1,
-                         batch_size=64, subset=256, val_size=64, optimizer="adam", lr=2e-3, schedule="constant",
-                         loss="chroma_ce" if binned else "mse", seed=1, out=str(folder), name=name)
+                         arch_args={"width": 8, "depth": 2, "binned": binned, "hints": hints}, dataset="cifar10",
+                         epochs=1, batch_size=64, subset=256, val_size=64, optimizer="adam", lr=2e-3,
+                         schedule="constant", loss="chroma_ce" if binned else "mse", seed=1, out=str(folder), name=name)
     result = Trainer(config).fit()
     assert result.status == "finished", result.message
     checkpoints.load(result.checkpoint)

@@ -70,7 +70,8 @@ def test_clicked_hints_show_as_dots_and_can_be_undone_and_cleared(page, app_url:
         canvas.width = img.naturalWidth; canvas.height = img.naturalHeight;
         const context = canvas.getContext('2d');
         context.drawImage(img, 0, 0);
-        const [r, g, b] = context.getImageData(Math.floor(fx * img.naturalWidth), Math.floor(fy * img.naturalHeight), 1, 1).data;
+        const x = Math.floor(fx * img.naturalWidth), y = Math.floor(fy * img.naturalHeight);
+        const [r, g, b] = context.getImageData(x, y, 1, 1).data;
         return [r, g, b];
     }""", [0.7, 0.25])
     assert max(dot) - min(dot) > 8, dot  # a colour, not the grey underneath
