@@ -189,10 +189,15 @@ def spread_residuals(chroma: torch.Tensor, hint_channels: torch.Tensor, sigma: f
     Gaussian of ``sigma`` times the longer side, as a fraction where hints' reaches overlap: a person's
     colour then always shows where they clicked, and the model's colours stay away from hints.
     """
-    mask = hint_channels[:, 2:3].to(chroma.dtype)
+    mask = hint_channels[:, 2:3].float().contiguous()
     if not mask.any():
         return chroma
-    residual = (hint_channels[:, :2].to(chroma.dtype) - chroma) * mask
+    with torch.autocast(chroma.device.type, enabled=False):  # a long grouped conv in bf16 crawls on a CPU
+        return _spread(chroma.float().contiguous(), hint_channels[:, :2].float().contiguous(), mask, sigma)
+
+
+def _spread(chroma: torch.Tensor, hint_chroma: torch.Tensor, mask: torch.Tensor, sigma: float) -> torch.Tensor:
+    residual = (hint_chroma - chroma) * mask
     spread = sigma * max(chroma.shape[-2:])
     radius = max(1, math.ceil(3 * spread))
     offsets = torch.arange(-radius, radius + 1, dtype=chroma.dtype, device=chroma.device)
