@@ -331,6 +331,8 @@ _METRIC_FORMATS = {  # sidecar key -> how a person reads it; keys mapped to None
 # bench/denoise.py's per-setting keys, e.g. test_psnr_gaussian25 or test_ssim_salt_pepper0.07
 _PER_NOISE = re.compile(rf"^(?P<metric>test_psnr_dataset|test_psnr|test_ssim|ms_per_image)_"
                         rf"(?P<kind>{'|'.join(noise.KINDS)})(?P<level>[0-9.]+)$")
+# bench/colorize.py --hints: test_psnr_dataset_hints10 (CIFAR-10), photos_psnr_dataset_hints20 (photos)
+_PER_HINTS = re.compile(r"^(?P<where>test|photos)_psnr_dataset_hints(?P<count>[0-9]+)$")
 
 
 def _format_metric(key: str, value: Any) -> str:
@@ -339,6 +341,10 @@ def _format_metric(key: str, value: Any) -> str:
         if per_noise["metric"] != "test_psnr":
             return ""
         return f"{noise.NoiseSpec(per_noise['kind'], float(per_noise['level'])).label()}: {value:.2f} dB"
+    per_hints = _PER_HINTS.match(key)
+    if per_hints:  # the headline already is the no-hint figure; one more row says what hints add
+        count = int(per_hints["count"])
+        return f"with {count} hints: {value:.2f} dB" if per_hints["where"] == "test" and count == 10 else ""
     if key in _METRIC_FORMATS:
         template = _METRIC_FORMATS[key]
         return template.format(value) if template else ""

@@ -82,6 +82,7 @@ class Colorized:
     delta_e: float | None = None  # mean CIEDE2000 against the original
     colorfulness: float = 0.0
     original_colorfulness: float | None = None
+    gray_psnr: float | None = None  # the grey image's own PSNR: the score to beat
 
 
 def colorize_one(model: Colorizer, given: ColorInput, working_side: int = WORKING_SIDE,
@@ -96,6 +97,7 @@ def colorize_one(model: Colorizer, given: ColorInput, working_side: int = WORKIN
         result.ssim = float(metrics.ssim(output[None], given.original[None])[0])
         result.delta_e = float(color.ciede2000(output[None], given.original[None])[0])
         result.original_colorfulness = float(color.colorfulness(given.original[None])[0])
+        result.gray_psnr = float(metrics.psnr(gray_rgb(given.luma)[None], given.original[None])[0])
     return result
 
 
@@ -103,10 +105,3 @@ def gray_rgb(luma: torch.Tensor) -> torch.Tensor:
     """The grey image in three equal channels: the do-nothing baseline colorizers must beat."""
     return luma.expand(*luma.shape[:-3], 3, *luma.shape[-2:])
 
-
-def score_gray(given: ColorInput) -> tuple[float, float]:
-    """PSNR and SSIM of the grey image itself against the original: the score to beat."""
-    if given.original is None:
-        raise ValueError("A grey upload has no colour original to compare with.")
-    gray = gray_rgb(given.luma)[None]
-    return float(metrics.psnr(gray, given.original[None])[0]), float(metrics.ssim(gray, given.original[None])[0])

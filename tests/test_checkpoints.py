@@ -63,6 +63,11 @@ def test_summary_rows_read_like_a_person_would_say_them() -> None:
                                     "test_ssim_gaussian25": 0.889, "ms_per_image_gaussian25": 4.6,
                                     "test_psnr_salt_pepper0.07": 42.294}}
     assert checkpoints.summary_row(denoiser)["test metrics"] == "Gaussian σ=25: 28.60 dB, salt & pepper 0.07: 42.29 dB"
+    hinted = {**meta, "task": "colorization",
+              "metrics": {"test_psnr_dataset": 23.16, "test_psnr_dataset_hints0": 23.16,
+                          "test_psnr_dataset_hints1": 24.2, "test_psnr_dataset_hints10": 27.163,
+                          "photos_psnr_dataset_hints20": 25.3}}
+    assert checkpoints.summary_row(hinted)["test metrics"] == "PSNR (set) 23.16 dB, with 10 hints: 27.16 dB"
 
 
 def test_selectors_open_on_the_best_measured_checkpoint() -> None:

@@ -134,8 +134,7 @@ def test_colorize_one_scores_against_the_original() -> None:
     given = colorize.prepare(Image.fromarray(np.random.default_rng(2).integers(0, 256, (32, 32, 3), np.uint8)))
     result = colorize.colorize_one(model, given)
     assert result.psnr is not None and result.delta_e is not None and result.original_colorfulness > 0
-    gray_psnr, _ = colorize.score_gray(given)
-    assert 0 < gray_psnr < 100
+    assert 0 < result.gray_psnr < 100 and result.gray_psnr != result.psnr
 
 
 def test_imagenet_weights_offline_fail_with_a_clear_message(monkeypatch: pytest.MonkeyPatch) -> None:
