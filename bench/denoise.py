@@ -60,6 +60,11 @@ class Row:
     ms_per_image: float | None
 
 
+def model_precision() -> str:
+    """How ``denoise.model_fn`` runs the models here (it picks bf16 where the CPU has AMX)."""
+    return "bf16 autocast, channels-last" if devices.amp_dtype(torch.device("cpu")) else "fp32"
+
+
 def setting_key(spec: NoiseSpec) -> str:
     """How a setting is named in a checkpoint's metrics: gaussian25, salt_pepper0.07, ..."""
     return f"{spec.kind}{spec.level:g}"
@@ -136,8 +141,8 @@ def bench_photos(metas: list[dict], sigmas: list[float], per_folder: int | None,
         if denoise.suits(meta, 3, None):
             model, meta = checkpoints.load(meta["path"])
             models.append((meta["name"], model))
-    print(f"CPU: {devices.cpu_model()}; {devices.describe()}; noise seed = the photo's index in its folder; "
-          "PSNR with peak 1.\n")
+    print(f"CPU: {devices.cpu_model()}; {devices.describe()}; models in {model_precision()}; "
+          "noise seed = the photo's index in its folder; PSNR with peak 1.\n")
     for folder, files in folders.items():
         files = files[:per_folder]
         for sigma in sigmas:
@@ -198,7 +203,7 @@ def main() -> None:
         checkpoints.record_measurements(written, "python bench/denoise.py --write"
                                         + (f" --only {args.only}" if args.only else "")
                                         + "".join(f" --dataset {d}" for d in args.dataset or ()))
-    print(f"Device: {devices.describe()}; noise seed {NOISE_SEED}; "
+    print(f"CPU: {devices.cpu_model()}; {devices.describe()}; models in {model_precision()}; noise seed {NOISE_SEED}; "
           f"{'first ' + str(args.limit) if args.limit else 'all'} test images unless the row says otherwise.\n")
     print("| dataset | noise | method | images | PSNR, mean per image (dB) | PSNR of the MSE (dB) | SSIM "
           "| time per image |")

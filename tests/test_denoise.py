@@ -64,6 +64,19 @@ def test_tiling_matches_a_single_pass_without_seams(size: tuple[int, int]) -> No
     assert float((pieces - whole).abs().max()) < 0.05
 
 
+def test_model_fn_stays_within_an_8bit_level_of_full_precision() -> None:
+    # model_fn may run bf16 autocast where the hardware makes it fast; what it returns must not
+    # differ visibly from the fp32 model, and must come back as contiguous float32.
+    torch.manual_seed(0)
+    model = models.build("unet_denoiser", width=8, depth=2).eval()
+    images = torch.rand(4, 3, 32, 32)
+    with torch.no_grad():
+        reference = model(images)
+        output = denoise.model_fn(model)(images)
+    assert output.dtype == torch.float32 and output.is_contiguous()
+    assert float((output - reference).square().mean().sqrt()) < 1 / 255
+
+
 def test_tiling_reports_progress() -> None:
     seen: list[float] = []
     denoise.run_tiled(lambda x: x, torch.rand(1, 1, 300, 300), tile=128, overlap=16, progress=seen.append)
