@@ -190,7 +190,8 @@ def spread_residuals(chroma: torch.Tensor, hint_channels: torch.Tensor, sigma: f
     colour then always shows where they clicked, and the model's colours stay away from hints.
     """
     mask = hint_channels[:, 2:3].float().contiguous()
-    if not mask.any():
+    # A shortcut only (without hints the spread adds zero); an exported graph cannot branch on data.
+    if not torch.compiler.is_exporting() and not mask.any():
         return chroma
     with torch.autocast(chroma.device.type, enabled=False):  # a long grouped conv in bf16 crawls on a CPU
         return _spread(chroma.float().contiguous(), hint_channels[:, :2].float().contiguous(), mask, sigma)
