@@ -54,12 +54,37 @@ def headline_metric(task: str) -> str:
     return {"classification": "accuracy", "denoising": "psnr", "colorization": "psnr_dataset"}[task]
 
 
-def training_figure(live: dict[str, Any] | None, overlays: list[dict[str, Any]] = ()) -> go.Figure:
+def ema_smooth(values: list[float | None], weight: float) -> list[float | None]:
+    """TensorBoard's smoothing: an exponential moving average with its start-up bias removed.
+
+    ``weight`` 0 leaves the values as they are; 0.99 is nearly flat. Missing values stay missing
+    and do not disturb the average.
+    """
+    if not 0.0 <= weight < 1.0:
+        raise ValueError(f"Smoothing must be in [0, 1), not {weight}.")
+    smoothed: list[float | None] = []
+    last, count = 0.0, 0
+    for value in values:
+        if value is None or not np.isfinite(value):
+            smoothed.append(None)
+            continue
+        last, count = last * weight + (1 - weight) * value, count + 1
+        smoothed.append(last / (1 - weight**count))
+    return smoothed
+
+
+def training_figure(live: dict[str, Any] | None, overlays: list[dict[str, Any]] = (),
+                    smoothing: float = 0.0) -> go.Figure:
     """Loss (per batch and per epoch) and the task's metric (train and validation) side by side.
 
     ``live`` is a job snapshot (core.train.jobs.Job.snapshot) or None; ``overlays`` are
-    past runs from the run store, drawn as dotted validation curves.
+    past runs from the run store, drawn as dotted validation curves. ``smoothing`` is
+    TensorBoard's (``ema_smooth``); the raw batch losses stay behind the smoothed ones, faint.
     """
+
+    def smooth(values: list[float | None]) -> list[float | None]:
+        return ema_smooth(list(values), smoothing) if smoothing else list(values)
+
     task = (live or {}).get("config", {}).get("task") or (overlays[0]["task"] if overlays else "classification")
     metric = headline_metric(task)
     figure = make_subplots(rows=1, cols=2, subplot_titles=("Loss", METRIC_LABELS[metric].capitalize()))
@@ -67,21 +92,25 @@ def training_figure(live: dict[str, Any] | None, overlays: list[dict[str, Any]] 
         steps_per_epoch = max(live["total_steps"] / max(live["config"]["epochs"], 1), 1)
         if live["batch_losses"]:
             steps, losses = zip(*live["batch_losses"], strict=True)
-            figure.add_trace(go.Scatter(x=[s / steps_per_epoch for s in steps], y=losses, mode="lines",
+            batch_x = [s / steps_per_epoch for s in steps]
+            if smoothing:
+                figure.add_trace(go.Scatter(x=batch_x, y=losses, mode="lines", name="train loss (batch, raw)",
+                                            line=dict(color="#dbe4ff", width=1), showlegend=False), 1, 1)
+            figure.add_trace(go.Scatter(x=batch_x, y=smooth(losses), mode="lines",
                                         name="train loss (batch)", line=dict(color="#a5b4fc", width=1)), 1, 1)
         epochs = [h["epoch"] for h in live["history"]]
-        figure.add_trace(go.Scatter(x=epochs, y=[h["train_loss"] for h in live["history"]], mode="lines+markers",
-                                    name="train loss (epoch)", line=dict(color="#3b5bdb")), 1, 1)
-        figure.add_trace(go.Scatter(x=epochs, y=[h["val_loss"] for h in live["history"]], mode="lines+markers",
+        figure.add_trace(go.Scatter(x=epochs, y=smooth(h["train_loss"] for h in live["history"]),
+                                    mode="lines+markers", name="train loss (epoch)", line=dict(color="#3b5bdb")), 1, 1)
+        figure.add_trace(go.Scatter(x=epochs, y=smooth(h["val_loss"] for h in live["history"]), mode="lines+markers",
                                     name="validation loss", line=dict(color="#e8590c")), 1, 1)
-        figure.add_trace(go.Scatter(x=epochs, y=[h["train_metrics"].get(metric) for h in live["history"]],
+        figure.add_trace(go.Scatter(x=epochs, y=smooth(h["train_metrics"].get(metric) for h in live["history"]),
                                     mode="lines+markers", name=f"train {metric}", line=dict(color="#3b5bdb")), 1, 2)
-        figure.add_trace(go.Scatter(x=epochs, y=[h["val_metrics"].get(metric) for h in live["history"]],
+        figure.add_trace(go.Scatter(x=epochs, y=smooth(h["val_metrics"].get(metric) for h in live["history"]),
                                     mode="lines+markers", name=f"validation {metric}",
                                     line=dict(color="#e8590c")), 1, 2)
     for run in overlays:
         figure.add_trace(go.Scatter(
-            x=[e["epoch"] for e in run["epochs"]], y=[e["val_metrics"].get(metric) for e in run["epochs"]],
+            x=[e["epoch"] for e in run["epochs"]], y=smooth(e["val_metrics"].get(metric) for e in run["epochs"]),
             mode="lines+markers", line=dict(dash="dot"), name=f"run {run['id']}: {run['name']}"), 1, 2)
     figure.update_xaxes(title_text="epoch")
     figure.update_layout(height=380, margin=dict(l=10, r=10, t=40, b=10), legend=dict(orientation="h", y=-0.25),

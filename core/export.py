@@ -15,6 +15,7 @@ import argparse
 import contextlib
 import io
 import sys
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -93,6 +94,14 @@ def export_onnx(name_or_path: str | Path, out: str | Path, *, height: int | None
             raise ExportError(f"Could not write {out}: {error}") from None
         raise ExportError(f"{meta['name']} could not be exported to ONNX: {str(error).splitlines()[0]}") from error
     return spec
+
+
+def onnx_bytes(name_or_path: str | Path, *, height: int | None = None, width: int | None = None) -> bytes:
+    """A checkpoint's ONNX export as bytes, for a download button."""
+    with tempfile.TemporaryDirectory(prefix="cifar-lab-onnx-") as folder:
+        target = Path(folder) / "model.onnx"
+        export_onnx(name_or_path, target, height=height, width=width)
+        return target.read_bytes()
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,5 +1,6 @@
 """Train: start a short training in the browser, watch it learn live, stop it, use the model at once."""
 
+import json
 import uuid
 from datetime import datetime
 
@@ -20,7 +21,7 @@ from core.train.config import (
     ServerLimits,
 )
 from core.train.jobs import JOBS, NotOwner, TrainerBusy
-from core.train.runs import RunStore
+from core.train.runs import RunStore, history_csv
 from pages import ensure_routed
 
 ensure_routed()
@@ -164,11 +165,29 @@ def stop_run() -> None:
         st.toast(str(error), icon=":material/block:")
 
 
+def overlay_runs() -> list[dict]:
+    """The past runs selected in the table below (it is drawn later, so its selection is read from its state)."""
+    rows = st.session_state.get("runs-table", {}).get("selection", {}).get("rows", [])
+    if not rows:
+        return []
+    task_filter = st.session_state.get("runs-task", "all tasks")
+    listed = [r for r in store.runs() if task_filter in ("all tasks", r["task"])]
+    return [listed[i] for i in rows if i < len(listed) and listed[i]["epochs"]]
+
+
+def curves_chart(snap: dict | None, overlays: list[dict]) -> None:
+    smoothing = st.slider("Smoothing", 0.0, 0.99, 0.0, 0.01, key="smoothing",
+                          help="As TensorBoard's: an exponential moving average of each curve (0: raw).")
+    st.plotly_chart(training_figure(snap, overlays, smoothing), key="live-chart", config={"displaylogo": False})
+
+
 @st.fragment(run_every=1.0 if busy else None)
 def live_run() -> None:
     current = JOBS.current()
     if current is None:
         st.info("No run has been started on this server yet. Pick a preset above and press **Start training**.")
+        if overlay_runs():
+            curves_chart(None, overlay_runs())
         return
     snap = current.snapshot()
     config = snap["config"]
@@ -197,8 +216,7 @@ def live_run() -> None:
         st.info("Someone else's run is using the server: you can watch it here, read-only. Only the visitor "
                 "who started it can stop it; it ends by itself within this server's limits.",
                 icon=":material/visibility:")
-    overlays = [r for r in store.runs() if r["id"] in st.session_state.get("overlay", []) and r["id"] != snap["run_id"]]
-    st.plotly_chart(training_figure(snap, overlays), key="live-chart", config={"displaylogo": False})
+    curves_chart(snap, [r for r in overlay_runs() if r["id"] != snap["run_id"]])
     if snap["status"] == "finished" and snap["checkpoint"]:
         st.success(f"Saved as **{snap['checkpoint'].rsplit('/', 1)[-1].removesuffix('.safetensors')}**; it is "
                    "listed in the model selectors of the other pages now.")
@@ -217,13 +235,31 @@ runs = store.runs()
 if not runs:
     st.caption("No runs recorded yet.")
 else:
+    filter_row = st.columns(2)
+    task_filter = filter_row[0].selectbox("Show runs of", ["all tasks", *models.TASKS], key="runs-task")
+    listed = [r for r in runs if task_filter in ("all tasks", r["task"])]
+if runs and not listed:
+    st.caption(f"No {task_filter} runs yet.")
+elif runs:
     table = pd.DataFrame([{
         "id": r["id"], "name": r["name"], "task": r["task"], "architecture": r["arch"], "dataset": r["dataset"],
-        "status": r["status"], "epochs": len(r["epochs"]),
+        "status": r["status"], "epochs": len(r["epochs"]), "planned": r["config"].get("epochs"),
+        "batch": r["config"].get("batch_size"), "optimizer": r["config"].get("optimizer"),
+        "lr": r["config"].get("lr"), "train images": r["config"].get("subset") or "all",
         "test": next(iter(f"{k.removeprefix('test_')} {v:.4f}" for k, v in r["test_metrics"].items()), ""),
         "duration": format_duration(r["seconds"]),
         "started": datetime.fromtimestamp(r["started"]).strftime("%Y-%m-%d %H:%M"),
-    } for r in runs])
-    st.dataframe(table, hide_index=True)
-    st.multiselect("Overlay past runs on the chart", [r["id"] for r in runs if r["epochs"]], key="overlay",
-                   format_func=lambda i: next(f"run {r['id']}: {r['name']}" for r in runs if r["id"] == i))
+    } for r in listed])
+    st.caption("Click a column's header to sort; select rows to overlay their validation curves on the chart above.")
+    st.dataframe(table, hide_index=True, on_select="rerun", selection_mode="multi-row", key="runs-table")
+    chosen = st.selectbox("Run to inspect", [r["id"] for r in listed], key="runs-inspect",
+                          format_func=lambda i: next(f"run {r['id']}: {r['name']} ({r['status']})"
+                                                     for r in listed if r["id"] == i))
+    run = next(r for r in listed if r["id"] == chosen)
+    st.markdown("Reproduce it from the command line (the copy button is at the code's top right):")
+    st.code(run["command"] or "(not recorded for this run)", language="bash")
+    with st.expander("Its configuration (JSON)"):
+        st.code(json.dumps(run["config"], indent=2, sort_keys=True), language="json")
+    st.download_button("Per-epoch history (CSV)", history_csv(run), file_name=f"run-{run['id']}-history.csv",
+                       mime="text/csv", on_click="ignore", icon=":material/download:", key="runs-csv",
+                       disabled=not run["epochs"])

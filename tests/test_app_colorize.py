@@ -83,8 +83,9 @@ def test_a_bad_upload_gets_a_message(app: AppTest) -> None:
 
 
 def test_download_and_how_it_works(app: AppTest) -> None:
-    buttons = app.get("download_button")
-    assert len(buttons) == 1 and "Download the colorized image" in buttons[0].proto.label
+    labels = [button.proto.label for button in app.get("download_button")]
+    assert labels == ["Download the colorized image (PNG)", "Weights (.safetensors)", "Sidecar (.json)", "ONNX export"]
+    assert any("ONNX: input 'images': N x 1 x 32 x 32" in c.value for c in app.caption)
     assert any("chroma" in m.value and "lightness" in m.value for m in app.markdown)
     layers = app.dataframe[0].value
     assert {"layer", "output shape", "parameters"} <= set(layers.columns)

@@ -68,6 +68,17 @@ def test_form_starts_a_run_that_finishes_and_is_listed_everywhere(app_home: Path
     assert history.iloc[0]["status"] == "finished" and history.iloc[0]["epochs"] == 2
     name = Path(snap["checkpoint"]).stem
     assert name in [m["name"] for m in checkpoints.list_checkpoints("classification")]
+    # The run can be reproduced, compared and taken away: its command, its config, its history as CSV.
+    codes = [c.value for c in app.code]
+    assert codes[0].startswith("python -m core.train") and "--subset 256" in codes[0]
+    assert '"arch": "staged_cnn"' in codes[1]
+    csv_button = next(b for b in app.get("download_button") if b.proto.label == "Per-epoch history (CSV)")
+    assert not csv_button.proto.disabled
+    by_label(app.selectbox, "Show runs of").set_value("denoising").run()
+    assert not app.dataframe and any("No denoising runs yet" in c.value for c in app.caption) and not app.exception
+    by_label(app.selectbox, "Show runs of").set_value("classification").run()
+    by_label(app.slider, "Smoothing").set_value(0.6).run()
+    assert not app.exception
 
 
 def test_a_second_start_is_refused_and_only_the_owner_can_stop(app_home: Path, data_root: Path) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import math
 import os
 import subprocess
@@ -14,10 +16,11 @@ import torch
 from safetensors.torch import load_file
 
 from core import checkpoints, metrics
+from core.charts import ema_smooth
 from core.train import ConfigError, TrainConfig, Trainer
 from core.train.__main__ import main as cli_main
 from core.train.engine import Callback, Lookahead, config_to_command, lr_factor, parameter_groups
-from core.train.runs import RunRecorder, RunStore
+from core.train.runs import RunRecorder, RunStore, history_csv
 from core.train.tasks import Classification, Colorization, Denoising, TeacherLoss
 from tests.factories import tiny_classifier, tiny_colorizer
 
@@ -339,6 +342,24 @@ def test_run_store_records_runs_and_epochs(tmp_path: Path, data_root: Path) -> N
     assert run["config"]["arch"] == "staged_cnn" and run["command"].startswith("python -m core.train")
     # History survives a "restart": a new store object on the same file sees it.
     assert RunStore(tmp_path / "runs.sqlite3").get(run["id"])["epochs"][1]["val_metrics"]
+    # Its CSV has a row per epoch and a column per metric, with the numbers the store holds.
+    rows = list(csv.DictReader(io.StringIO(history_csv(run))))
+    assert [int(r["epoch"]) for r in rows] == [1, 2]
+    assert {"train_loss", "val_loss", "val_accuracy", "lr", "images_per_second"} <= set(rows[0])
+    assert float(rows[1]["val_accuracy"]) == pytest.approx(run["epochs"][1]["val_metrics"]["accuracy"])
+
+
+def test_smoothing_is_tensorboards_debiased_moving_average() -> None:
+    values = [1.0, 3.0, None, 2.0, float("nan"), 5.0]
+    assert ema_smooth(values, 0.0)[:2] == [1.0, 3.0]
+    smoothed = ema_smooth(values, 0.6)
+    assert smoothed[0] == pytest.approx(1.0)  # debiased: the first point is not dragged towards zero
+    assert smoothed[1] == pytest.approx((0.4 * 0.6 * 1 + 0.4 * 3) / (1 - 0.36))
+    assert smoothed[2] is None and smoothed[4] is None  # gaps stay gaps and do not reset the average
+    assert all(1.0 <= v <= 5.0 for v in smoothed if v is not None)
+    assert ema_smooth([2.0] * 5, 0.9) == pytest.approx([2.0] * 5)
+    with pytest.raises(ValueError, match="Smoothing"):
+        ema_smooth(values, 1.0)
 
 
 def test_a_run_whose_process_died_reads_as_interrupted(tmp_path: Path) -> None:

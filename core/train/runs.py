@@ -7,6 +7,8 @@ A run left "running" by a process that no longer exists reads as "interrupted".
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import os
 import socket
@@ -116,6 +118,22 @@ class RunStore:
 
     def get(self, run_id: int) -> dict[str, Any] | None:
         return next((r for r in self.runs(limit=1_000_000) if r["id"] == run_id), None)
+
+
+def history_csv(run: dict[str, Any]) -> str:
+    """A run's per-epoch history as CSV: losses, every train and validation metric, learning rate, speed."""
+    train_keys = sorted({key for epoch in run["epochs"] for key in epoch["train_metrics"]})
+    val_keys = sorted({key for epoch in run["epochs"] for key in epoch["val_metrics"]})
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["epoch", "train_loss", "val_loss", *(f"train_{k}" for k in train_keys),
+                     *(f"val_{k}" for k in val_keys), "lr", "seconds", "images_per_second"])
+    for epoch in run["epochs"]:
+        writer.writerow([epoch["epoch"], epoch["train_loss"], "" if epoch["val_loss"] is None else epoch["val_loss"],
+                         *(epoch["train_metrics"].get(k, "") for k in train_keys),
+                         *(epoch["val_metrics"].get(k, "") for k in val_keys),
+                         epoch["lr"], epoch["seconds"], epoch["images_per_second"]])
+    return buffer.getvalue()
 
 
 def _alive(host: str, pid: int) -> bool:

@@ -11,7 +11,7 @@ import streamlit as st
 import torch
 from PIL import Image
 
-from core import checkpoints, data, images, memo, models, paths
+from core import checkpoints, data, export, images, memo, models, paths
 from core.models._summary import layer_table
 
 UPLOAD_TYPES = ["png", "jpg", "jpeg", "gif", "webp", "tif", "tiff", "bmp"]
@@ -139,6 +139,32 @@ def explain_model(model, meta: dict, in_channels: int) -> None:
     st.dataframe(pd.DataFrame(layer_table(model, torch.zeros(1, in_channels, side, side))), hide_index=True,
                  height=300)
     st.caption(f"{meta['num_params']:,} parameters. Trained with: `{meta['recipe'].get('command', 'unknown')}`")
+    model_downloads(model, meta)
+
+
+def model_downloads(model, meta: dict) -> None:
+    """Take the model away: its weights, its sidecar, and an ONNX export made when asked for."""
+    weights = Path(meta["path"])
+    modified = weights.stat().st_mtime
+    row = st.columns(3)
+    row[0].download_button("Weights (.safetensors)", weights.read_bytes, file_name=weights.name,
+                           mime="application/octet-stream", on_click="ignore", icon=":material/download:",
+                           key=f"download-weights-{meta['name']}")
+    row[1].download_button("Sidecar (.json)", weights.with_suffix(".json").read_bytes,
+                           file_name=weights.with_suffix(".json").name, mime="application/json", on_click="ignore",
+                           icon=":material/download:", key=f"download-sidecar-{meta['name']}")
+    row[2].download_button("ONNX export", lambda: onnx_file(str(weights), modified),
+                           file_name=f"{weights.stem}.onnx", mime="application/octet-stream", on_click="ignore",
+                           icon=":material/download:", key=f"download-onnx-{meta['name']}",
+                           help="Made when you click (10 to 20 seconds). The same as "
+                                f"`python -m core.export {meta['name']} --out {weights.stem}.onnx`.")
+    st.caption(f"ONNX: {export.model_input(model, meta).describe()}.")
+
+
+@st.cache_data(show_spinner=False, max_entries=4)
+def onnx_file(path: str, modified: float) -> bytes:
+    """One checkpoint version's ONNX export, kept for the next visitor who asks."""
+    return export.onnx_bytes(path)
 
 
 def download_name(chosen: ChosenImage, suffix: str) -> str:

@@ -51,3 +51,30 @@ def test_upload_switch_models_and_test_set_view(page, app_url: str) -> None:
     text = main_text(page)
     assert "Traceback" not in text and page.console_errors == []
     screenshot(page, "classify-test-set")
+
+
+def test_the_model_downloads_as_weights_sidecar_and_a_working_onnx_file(page, app_url: str) -> None:
+    import json
+
+    import numpy as np
+    import onnxruntime
+
+    open_page(page, app_url, "classify")
+    page.get_by_text("Prediction:").first.wait_for()
+    page.get_by_text("How this model works").first.click()
+    page.get_by_text("ONNX: input 'images'").first.wait_for()
+    page.get_by_role("button", name=re.compile("ONNX export")).scroll_into_view_if_needed()
+    screenshot(page, "classify-model-downloads")
+    with page.expect_download() as sidecar:
+        page.get_by_role("button", name=re.compile("Sidecar")).click()
+    sidecar.value.save_as(ARTIFACTS / "downloaded-sidecar.json")
+    meta = json.loads((ARTIFACTS / "downloaded-sidecar.json").read_text())
+    with page.expect_download(timeout=120_000) as onnx:
+        page.get_by_role("button", name=re.compile("ONNX export")).click()
+    target = ARTIFACTS / onnx.value.suggested_filename
+    onnx.value.save_as(target)
+    assert target.suffix == ".onnx" and target.stem == meta["name"]
+    session = onnxruntime.InferenceSession(str(target), providers=["CPUExecutionProvider"])
+    logits = session.run(None, {"images": np.random.default_rng(0).random((2, 3, 32, 32), dtype=np.float32)})[0]
+    assert logits.shape == (2, 10) and np.isfinite(logits).all()
+    assert "Traceback" not in main_text(page) and page.console_errors == []
