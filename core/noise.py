@@ -38,6 +38,11 @@ MIXES: dict[str, dict[str, tuple[float, float]]] = {
     BLIND: {"gaussian": (0.0, 50.0), "salt_pepper": (0.0, 0.15), "salt_pepper_channels": (0.0, 0.15)},
     IMPULSE: {"salt_pepper": (0.0, 0.15), "salt_pepper_channels": (0.0, 0.15)},
 }
+# How often a mix draws each kind, where not equally. A whole-pixel hit erases all three channels, a
+# per-channel hit one, so whole pixels are the harder kind: at equal shares an attention U-Net ended
+# 1.6 dB lower on them (39.8 against 41.4 dB at amount 0.07), and trained on whole pixels alone it
+# forgot the per-channel kind within two epochs (41.4 -> 28.0 dB).
+MIX_SHARES: dict[str, dict[str, float]] = {IMPULSE: {"salt_pepper": 2.0, "salt_pepper_channels": 1.0}}
 
 
 @dataclass(frozen=True)
@@ -94,11 +99,13 @@ def add_noise(images: torch.Tensor, spec: NoiseSpec, generator: torch.Generator 
 
 def add_mixed_noise(images: torch.Tensor, mix: str = BLIND, generator: torch.Generator | None = None
                     ) -> torch.Tensor:
-    """Noisy copies for training on a mix (``MIXES``): each image gets one of its kinds and a level in its range."""
+    """Noisy copies for training on a mix (``MIXES``): each image gets one of its kinds (in the mix's
+    ``MIX_SHARES``, else equally often) and a level in its range."""
     ranges = MIXES[mix]
     count = images.shape[0]
     kinds = list(ranges)
-    choice = torch.randint(len(kinds), (count,), generator=generator)
+    shares = torch.tensor([MIX_SHARES.get(mix, {}).get(kind, 1.0) for kind in kinds])
+    choice = torch.multinomial(shares, count, replacement=True, generator=generator)
     noisy = images
     for index, kind in enumerate(kinds):
         low, high = ranges[kind]

@@ -120,6 +120,6 @@ def test_impulse_mix_draws_both_salt_and_pepper_conventions() -> None:
     hit = noisy != grey
     assert set(noisy[hit].unique().tolist()) <= {0.0, 1.0}  # impulses only, no Gaussian
     whole_pixels = (hit.any(1) == hit.all(1)).flatten(1).all(1)  # every hit pixel hit in all three channels
-    assert 0.35 < whole_pixels.float().mean().item() < 0.65
+    assert 0.57 < whole_pixels.float().mean().item() < 0.77  # two in three: whole pixels are the harder kind
     amounts = hit.float().flatten(1).mean(1)
     assert amounts.max().item() < noise.MIXES[noise.IMPULSE]["salt_pepper"][1] * 1.3

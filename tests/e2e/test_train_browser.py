@@ -4,6 +4,7 @@ can; a killed training process leaves the server up and the slot free; a capped 
 from __future__ import annotations
 
 import os
+import re
 import signal
 from pathlib import Path
 
@@ -80,6 +81,15 @@ def test_start_watch_and_stop_a_run_only_its_owner_can_stop(page, browser, app_u
     expect(page.get_by_role("button", name="Start training")).to_be_enabled(timeout=30_000)
     assert page.console_errors == []
     screenshot(page, "train-stopped")
+
+    # The stopped run is in the table, with its command to reproduce it and its history as CSV.
+    page.get_by_text("Reproduce it from the command line").first.scroll_into_view_if_needed()
+    assert "python -m core.train" in main_text(page)
+    with page.expect_download() as history:
+        page.get_by_role("button", name=re.compile("Per-epoch history")).click()
+    lines = Path(history.value.path()).read_text().splitlines()
+    assert lines[0].startswith("epoch,train_loss,val_loss") and len(lines) >= 2
+    screenshot(page, "train-past-runs")
 
 
 def training_children(marker: str) -> list[int]:
