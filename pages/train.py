@@ -257,7 +257,7 @@ elif runs:
                                                      for r in listed if r["id"] == i))
     run = next(r for r in listed if r["id"] == chosen)
     st.markdown("Reproduce it from the command line (the copy button is at the code's top right):")
-    st.code(run["command"] or "(not recorded for this run)", language="bash")
+    st.code(run["command"] or "(not recorded for this run)", language="bash", wrap_lines=True)
     with st.expander("Its configuration (JSON)"):
         st.code(json.dumps(run["config"], indent=2, sort_keys=True), language="json")
     st.download_button("Per-epoch history (CSV)", history_csv(run), file_name=f"run-{run['id']}-history.csv",
