@@ -23,7 +23,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from core import checkpoints, data, fileio
+from core import checkpoints, data, fileio, models
 
 FORMATS = ("onnx",)
 OUTPUTS = {
@@ -54,9 +54,7 @@ class ModelInput:
 def model_input(model: nn.Module, meta: dict[str, Any], height: int | None = None,
                 width: int | None = None) -> ModelInput:
     """The input a checkpoint's model takes: its channels, and the dataset's size unless given."""
-    channels = getattr(model, "in_channels", None)
-    if not isinstance(channels, int):
-        channels = next(m for m in model.modules() if isinstance(m, nn.Conv2d)).in_channels
+    channels = models.input_channels(model)
     spec = data.DATASETS.get(meta.get("dataset", ""))
     default = spec.size if spec else 32
     height, width = height or default, width or default

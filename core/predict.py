@@ -13,11 +13,14 @@ import argparse
 import sys
 from pathlib import Path
 
+from PIL import Image
+from torch import nn
+
 from core import checkpoints, classify, colorize, data, denoise, fileio, noise
 from core.images import ImageError, load_image, png_bytes, to_pil
 
 
-def classify_file(model, meta: dict, image) -> tuple[str, float]:
+def classify_file(model: nn.Module, meta: dict, image: Image.Image) -> tuple[str, float]:
     """The top class of one image and its probability."""
     probabilities = classify.probabilities(model, image, fmt=classify.InputFormat.of(meta))
     names = meta.get("classes") or data.DATASETS[meta["dataset"]].classes

@@ -165,13 +165,17 @@ def stop_run() -> None:
         st.toast(str(error), icon=":material/block:")
 
 
+def runs_of(task_filter: str) -> list[dict]:
+    """Past runs, newest first, of one task ("all tasks": every run): the rows of the table below."""
+    return [r for r in store.runs() if task_filter in ("all tasks", r["task"])]
+
+
 def overlay_runs() -> list[dict]:
     """The past runs selected in the table below (it is drawn later, so its selection is read from its state)."""
     rows = st.session_state.get("runs-table", {}).get("selection", {}).get("rows", [])
     if not rows:
         return []
-    task_filter = st.session_state.get("runs-task", "all tasks")
-    listed = [r for r in store.runs() if task_filter in ("all tasks", r["task"])]
+    listed = runs_of(st.session_state.get("runs-task", "all tasks"))
     return [listed[i] for i in rows if i < len(listed) and listed[i]["epochs"]]
 
 
@@ -186,8 +190,8 @@ def live_run() -> None:
     current = JOBS.current()
     if current is None:
         st.info("No run has been started on this server yet. Pick a preset above and press **Start training**.")
-        if overlay_runs():
-            curves_chart(None, overlay_runs())
+        if overlays := overlay_runs():
+            curves_chart(None, overlays)
         return
     snap = current.snapshot()
     config = snap["config"]
@@ -231,16 +235,11 @@ live_run()
 
 # ---- past runs ------------------------------------------------------------------------------------------
 st.subheader("Past runs")
-runs = store.runs()
-if not runs:
-    st.caption("No runs recorded yet.")
+task_filter = st.columns(2)[0].selectbox("Show runs of", ["all tasks", *models.TASKS], key="runs-task")
+listed = runs_of(task_filter)
+if not listed:
+    st.caption("No runs recorded yet." if task_filter == "all tasks" else f"No {task_filter} runs yet.")
 else:
-    filter_row = st.columns(2)
-    task_filter = filter_row[0].selectbox("Show runs of", ["all tasks", *models.TASKS], key="runs-task")
-    listed = [r for r in runs if task_filter in ("all tasks", r["task"])]
-if runs and not listed:
-    st.caption(f"No {task_filter} runs yet.")
-elif runs:
     table = pd.DataFrame([{
         "id": r["id"], "name": r["name"], "task": r["task"], "architecture": r["arch"], "dataset": r["dataset"],
         "status": r["status"], "epochs": len(r["epochs"]), "planned": r["config"].get("epochs"),

@@ -5,6 +5,8 @@ itself. Classifiers return logits; denoisers return the clean estimate, shaped a
 the input; colorizers take N x 1 x H x W luma and return N x 3 x H x W RGB.
 """
 
+from torch import nn
+
 from core.models import (  # noqa: F401  (importing registers the models)
     autoencoder,
     colorizers,
@@ -26,5 +28,14 @@ from core.models._registry import (
     transplant,
 )
 
-__all__ = ["TASKS", "Architecture", "Option", "build", "get_architecture", "list_architectures",
+__all__ = ["TASKS", "Architecture", "Option", "build", "get_architecture", "input_channels", "list_architectures",
            "private_copy", "register_model", "transplant"]
+
+
+def input_channels(model: nn.Module) -> int:
+    """The channels a model takes: its own ``in_channels`` (a colorizer's luma plus hint channels), else its
+    first convolution's."""
+    declared = getattr(model, "in_channels", None)
+    if isinstance(declared, int):
+        return declared
+    return next(m for m in model.modules() if isinstance(m, nn.Conv2d)).in_channels
