@@ -25,7 +25,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from core import models, noise, paths
+from core import data, models, noise, paths
 from core.fileio import atomic_write_bytes, temp_path, write_synced
 
 REQUIRED_FIELDS = ("name", "task", "architecture", "arch_args", "dataset", "metrics",
@@ -120,6 +120,20 @@ def record_measurements(measured: dict[str, dict[str, Any]], command: str) -> No
     for path, metrics in measured.items():
         if Path(path).parent == paths.SHIPPED_CHECKPOINTS:
             update_metadata(path, metrics=metrics, measured_by=command)
+
+
+def is_plain_name(name: str) -> bool:
+    """Whether ``name`` is a checkpoint's name (found in the checkpoint folders), not a path to a file."""
+    return bool(name) and Path(name).name == name and not name.startswith(".") and "\\" not in name \
+        and Path(name).suffix not in (".json", ".safetensors")
+
+
+def class_names(meta: dict[str, Any]) -> list[str]:
+    """A classifier's class names: its sidecar's own (a model trained on your images), else its dataset's."""
+    if meta.get("classes"):
+        return list(meta["classes"])
+    spec = data.DATASETS.get(meta.get("dataset", ""))
+    return list(spec.classes) if spec else [str(i) for i in range(int(meta.get("arch_args", {}).get("num_classes", 0)))]
 
 
 def resolve(name_or_path: str | Path) -> Path:

@@ -98,6 +98,13 @@ DATASETS: dict[str, DatasetSpec] = {
 SPLITS = ("train", "test")
 
 
+def title(dataset: str) -> str:
+    """How a dataset reads on a page: its title, or for an image folder (your images) the folder's name."""
+    spec = DATASETS.get(dataset)
+    name = Path(dataset).name
+    return spec.title if spec else "your images" if name == "your-images" else f"the image folder {name}"
+
+
 @dataclass
 class ImageDataset:
     """One split of a dataset, fully in memory."""

@@ -16,8 +16,9 @@ ensure_routed()
 
 st.title("Classify")
 st.markdown(
-    "Which of the ten CIFAR-10 classes is in the picture? Pick a test image, a sample photo or upload "
-    "your own: the model sees it as a 32 x 32 image, shown next to the original."
+    "Which class is in the picture? The CIFAR-10 models know ten; a model trained on the Train page's "
+    "\"Your images\" knows yours. Pick a test image, a sample photo or upload your own: the model sees it as a "
+    "32 x 32 image, shown next to the original."
 )
 
 meta = pick_checkpoint("classification", key="classify-model")
@@ -27,7 +28,7 @@ if meta is None:
         "takes about ten minutes on a CPU) and it appears here as soon as it finishes.", icon=":material/inventory_2:")
     st.stop()
 model, meta = model_of(meta)
-classes = list(data.DATASETS[meta["dataset"]].classes)  # the checkpoint's own: digits for an MNIST model
+classes = checkpoints.class_names(meta)  # the checkpoint's own: digits for MNIST, yours for your images
 fmt = classify.InputFormat.of(meta)  # grey 28 x 28 for MNIST models: what the model was trained on
 note = classify.input_note(meta)
 if note:
@@ -66,6 +67,12 @@ with st.expander("How this model works"):
     explain_model(model, meta, meta["arch_args"].get("in_channels", 3))
 
 st.subheader("Test-set view")
+if meta["dataset"] not in data.DATASETS:
+    recorded = meta["metrics"].get("test_accuracy")
+    scored = "" if recorded is None else f" It scored {recorded:.1%} on {meta.get('evaluated_on', 'its test images')}."
+    st.info(f"Trained on your images ({', '.join(classes)}), so there is no test set here to browse.{scored}",
+            icon=":material/photo_library:")
+    st.stop()
 
 
 @st.cache_data(show_spinner="Classifying all 10,000 test images (once per checkpoint)...", max_entries=8)

@@ -7,28 +7,34 @@ from datetime import datetime
 import pandas as pd
 import streamlit as st
 
-from core import data, models, noise
+from core import checkpoints, classify, data, models, noise, own_data
 from core.charts import format_duration, headline_metric, training_figure
+from core.own_data import MAX_CLASSES, MIN_CLASSES, MIN_PER_CLASS
 from core.train import ConfigError, TrainConfig
 from core.train.config import (
     LOSSES,
     MUON_ARCHS,
     OPTIMIZERS,
+    OWN_IMAGES,
+    OWN_IMAGES_NOTE,
     PRESET_NOTES,
     PRESETS,
     SCHEDULES,
     TASK_DATASETS,
     ServerLimits,
+    own_images_preset,
 )
 from core.train.jobs import JOBS, NotOwner, TrainerBusy
 from core.train.runs import RunStore, history_csv
 from pages import ensure_routed
+from pages.shared import UPLOAD_TYPES
 
 ensure_routed()
 
 SCHEDULE_LABELS = {"onecycle": "one-cycle (warm-up, linear decay)", "cosine": "cosine (with warm-up)",
                    "step": "step (÷10 twice)", "constant": "constant"}
 OPTIMIZER_LABELS = {"sgd": "SGD (Nesterov)", "adam": "Adam", "adamw": "AdamW", "muon": "Muon (conv filters) + SGD"}
+YOUR_IMAGES = "your images"  # a classifier fine-tuned on classes the visitor brings
 LOSS_LABELS = {"mse": "MSE", "l1": "L1", "chroma_ce": "chroma bins (cross-entropy)",
                "chroma_ce_rebalanced": "chroma bins, rare colours boosted"}
 try:
@@ -50,11 +56,74 @@ visitor = st.session_state.setdefault("visitor", uuid.uuid4().hex)
 job = JOBS.current()
 busy = job is not None and job.running
 
-# ---- the form -------------------------------------------------------------------------------------
-with st.container(border=True):
-    st.subheader("New run")
-    top = st.columns(3)
-    task = top[0].selectbox("Task", models.TASKS, format_func=str.capitalize, key="task")
+
+
+def own_images_form() -> None:
+    """The "Your images" run: name 2 to 10 classes, give each its pictures (or one zip), fine-tune a classifier."""
+    st.caption(OWN_IMAGES_NOTE + f" At least {MIN_PER_CLASS} images per class; they are deleted from this server "
+               "when the run ends, and the checkpoint keeps your class names.")
+    left, right = st.columns(2)
+    how = left.segmented_control("Add images as", ["Files per class", "One zip"], default="Files per class",
+                                 required=True, key="own-how")
+    count = right.number_input("Classes", MIN_CLASSES, MAX_CLASSES, 2, key="own-count",
+                               disabled=how == "One zip", help="A zip brings its own classes: one folder per class.")
+    starts = [m for m in checkpoints.best_first(checkpoints.list_checkpoints("classification"), "cifar10")
+              if classify.InputFormat.of(m) == classify.InputFormat()]
+    with st.form("own-form", border=False):
+        uploads: list[tuple] = []
+        if how == "One zip":
+            archive = st.file_uploader("A zip with one folder per class (class/image.jpg)", type=["zip"],
+                                       key="own-zip")
+        else:
+            columns = st.columns(2)
+            for index in range(int(count)):
+                with columns[index % 2].container(border=True):
+                    name = st.text_input(f"Class {index + 1}", placeholder="its name", key=f"own-name-{index}")
+                    files = st.file_uploader(f"Images of class {index + 1}", type=UPLOAD_TYPES,
+                                             accept_multiple_files=True, key=f"own-files-{index}",
+                                             label_visibility="collapsed")
+                    uploads.append((name, files or []))
+        row = st.columns(4)
+        start_from = row[0].selectbox("Start from", [m["name"] for m in starts], key="own-start",
+                                      help="A trained classifier whose features the run keeps; its head is replaced.")
+        epochs = row[1].number_input("Epochs", 1, 200, OWN_IMAGES["epochs"], key="own-epochs")
+        head_epochs = row[2].number_input("New head alone for (epochs)", 0, 200, OWN_IMAGES["head_epochs"],
+                                          key="own-head", help="Then the whole net learns; as many as the epochs: "
+                                                               "the trained features stay as they are.")
+        val_share = row[3].slider("Held out for validation", 0.1, 0.5, 0.2, 0.05, key="own-val",
+                                  help="This share of every class is not trained on: it scores the model.")
+        submitted = st.form_submit_button("Start training", type="primary", disabled=busy,
+                                          help="A run is in progress" if busy else None)
+    if not submitted:
+        return
+    limits = LIMITS.upload_limits()
+    if how == "One zip":
+        if archive is None:
+            st.error("Choose a zip file first.")
+            return
+        payload = archive.getvalue()
+        write = lambda folder: own_data.extract_zip(payload, folder, limits)  # noqa: E731
+    else:
+        classes = [(name, [(f.name, f.getvalue()) for f in files]) for name, files in uploads]
+        write = lambda folder: own_data.write_classes(folder, classes, limits)  # noqa: E731
+    meta = next(m for m in starts if m["name"] == start_from)
+    config = own_images_preset(dataset=".", arch=meta["architecture"], init_from=start_from, epochs=int(epochs),
+                               head_epochs=int(head_epochs), val_share=float(val_share))
+    try:
+        with st.spinner("Checking your images..."):
+            JOBS.start(config, limits=LIMITS, owner=visitor, own_images=write)
+        st.session_state["watching"] = True
+        st.rerun()
+    except own_data.OwnDataError as error:
+        st.error(f"These images cannot be trained on: {error}", icon=":material/image_not_supported:")
+    except ConfigError as error:
+        st.error("This run cannot start:\n\n" + "\n".join(f"- {p}" for p in error.problems))
+    except TrainerBusy as error:
+        st.warning(str(error))
+
+
+def standard_form(task: str, top: list) -> None:
+    """A run of one of the app's own tasks on one of its datasets, from a preset."""
     preset_label = top[1].selectbox("Preset", list(PRESETS[task]), key=f"preset-{task}")
     preset = TrainConfig(task=task, **PRESETS[task][preset_label])
     st.caption(PRESET_NOTES[task][preset_label])
@@ -151,8 +220,17 @@ with st.container(border=True):
             st.error("This run cannot start:\n\n" + "\n".join(f"- {p}" for p in error.problems))
         except TrainerBusy as error:
             st.warning(str(error))
-        job = JOBS.current()
-        busy = job is not None and job.running
+
+
+# ---- the form -------------------------------------------------------------------------------------
+with st.container(border=True):
+    st.subheader("New run")
+    top = st.columns(3)
+    task = top[0].selectbox("Task", [*models.TASKS, YOUR_IMAGES], format_func=str.capitalize, key="task")
+    if task == YOUR_IMAGES:
+        own_images_form()
+    else:
+        standard_form(task, top)
 
 # ---- the live run -------------------------------------------------------------------------------------
 store = RunStore()
@@ -200,7 +278,7 @@ def live_run() -> None:
                    "diverged": ":material/error:", "failed": ":material/error:"}.get(snap["status"], "")
     st.subheader("Current run" if snap["running"] else "Last run")
     st.markdown(f"{status_icon} **{snap['status'].capitalize()}**: {snap['message']}  \n"
-                f"`{config['arch']}` on {data.DATASETS[config['dataset']].title}, {config['epochs']} epochs, "
+                f"`{config['arch']}` on {data.title(config['dataset'])}, {config['epochs']} epochs, "
                 f"device: {snap['device'] or '…'}")
     fraction = snap["step"] / snap["total_steps"] if snap["total_steps"] else 0.0
     st.progress(min(fraction, 1.0), text=(
@@ -241,7 +319,8 @@ if not listed:
     st.caption("No runs recorded yet." if task_filter == "all tasks" else f"No {task_filter} runs yet.")
 else:
     table = pd.DataFrame([{
-        "id": r["id"], "name": r["name"], "task": r["task"], "architecture": r["arch"], "dataset": r["dataset"],
+        "id": r["id"], "name": r["name"], "task": r["task"], "architecture": r["arch"],
+        "dataset": data.title(r["dataset"]),
         "status": r["status"], "epochs": len(r["epochs"]), "planned": r["config"].get("epochs"),
         "batch": r["config"].get("batch_size"), "optimizer": r["config"].get("optimizer"),
         "lr": r["config"].get("lr"), "train images": r["config"].get("subset") or "all",

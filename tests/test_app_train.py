@@ -141,3 +141,50 @@ def test_misconfigured_caps_switch_training_off_with_a_message(app_home: Path, m
     assert not app.exception
     assert any("Training is switched off" in e.value and "CIFAR_LAB_MAX_MINUTES" in e.value for e in app.error)
     assert not [b for b in app.button if b.label == "Start training"]
+
+
+def test_your_images_bad_input_gets_a_message_and_good_input_trains_a_classifier_with_those_names(
+        app_home: Path, data_root: Path) -> None:
+    from core import paths
+    from tests.factories import tiny_classifier
+    from tests.test_own_data import colour_classes
+
+    wait_for_job()
+    tiny_classifier(paths.user_checkpoints(), "tiny-start")
+    app = open_train()
+    by_label(app.selectbox, "Task").set_value("your images").run()
+    assert not app.exception, [e.value for e in app.exception]
+    uploaders = app.get("file_uploader")
+    assert len(uploaders) == 2  # two classes to begin with
+    classes = colour_classes()
+    by_label(app.text_input, "Class 1").set_value("red")
+    by_label(app.text_input, "Class 2").set_value("RED")
+    uploaders[0].set_value([(n, b, "image/jpeg") for n, b in classes[0][1]])
+    uploaders[1].set_value([(n, b, "image/png") for n, b in classes[1][1]])
+    by_label(app.selectbox, "Start from").set_value("tiny-start")
+    by_label(app.number_input, "Epochs").set_value(2)
+    by_label(app.number_input, "New head alone for (epochs)").set_value(1)
+    start(app)
+    assert any("used twice" in e.value for e in app.error)
+    assert JOBS.current() is None or not JOBS.current().running  # nothing started
+    by_label(app.text_input, "Class 2").set_value("blue")
+    app.get("file_uploader")[1].set_value([(n, b, "image/png") for n, b in classes[1][1][:3]])
+    start(app)
+    assert any("at least 5 images" in e.value for e in app.error)
+    app.get("file_uploader")[1].set_value([(n, b, "image/png") for n, b in classes[1][1]])
+    start(app)
+    assert not app.exception and not app.error, [e.value for e in app.error]
+    job = JOBS.current()
+    assert job is not None and job.config.init_from == "tiny-start" and job.config.head_epochs == 1
+    wait_for_job()
+    snap = job.snapshot()
+    assert snap["status"] == "finished", snap["message"]
+    app.run()
+    assert any("your images" in m.value for m in app.markdown)
+    classify = AppTest.from_file(APP, default_timeout=60)
+    classify.switch_page("pages/classify.py").run()
+    by_label(classify.selectbox, "Model").set_value(snap["checkpoint"]).run()
+    assert not classify.exception, [e.value for e in classify.exception]
+    prediction = next(m.value for m in classify.markdown if m.value.startswith("Prediction"))
+    assert "**red**" in prediction or "**blue**" in prediction
+    assert any("Trained on your images (blue, red)" in i.value for i in classify.info)

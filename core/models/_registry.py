@@ -92,13 +92,15 @@ def private_copy(model: nn.Module) -> nn.Module:
 
 
 @torch.no_grad()
-def transplant(source: nn.Module, target: nn.Module) -> list[str]:
+def transplant(source: nn.Module, target: nn.Module, new_outputs: bool = False) -> list[str]:
     """Copy ``source``'s weights into ``target``, a model of the same design with more inputs.
 
     A tensor that ``target`` has wider along its input channels (dim 1: a first convolution
     given extra input channels) keeps ``source``'s values in its leading slice and zeros in
     the rest, so the new inputs start out ignored and the model starts as good as before.
-    Returns the names of the widened tensors; any other mismatch is an error.
+    With ``new_outputs``, a tensor whose output size (dim 0) differs, such as a classifier's head
+    for other classes, keeps ``target``'s fresh initialisation. Returns the names of the tensors
+    not copied whole; any other mismatch is an error.
     """
     theirs, ours = source.state_dict(), target.state_dict()
     if theirs.keys() != ours.keys():
@@ -112,6 +114,8 @@ def transplant(source: nn.Module, target: nn.Module) -> list[str]:
                 and mine.shape[1] > value.shape[1]:
             mine.zero_()
             mine[:, :value.shape[1]] = value
+            widened.append(name)
+        elif new_outputs and mine.dim() >= 1 and mine.shape[0] != value.shape[0] and mine.shape[1:] == value.shape[1:]:
             widened.append(name)
         else:
             raise ValueError(f"{name}: {tuple(value.shape)} does not fit {tuple(mine.shape)}")

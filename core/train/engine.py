@@ -15,6 +15,7 @@ import json
 import math
 import os
 import shlex
+import sys
 import threading
 import time
 from dataclasses import asdict, dataclass, field
@@ -27,8 +28,8 @@ import torch.distributed as dist
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from core import checkpoints, data, devices, models, paths
-from core.classify import predict_tta_and_plain
+from core import checkpoints, data, devices, models, own_data, paths
+from core.classify import InputFormat, predict_tta_and_plain
 from core.fileio import temp_path
 from core.train.config import TrainConfig
 from core.train.optim import Muon
@@ -285,12 +286,18 @@ class Trainer:
 
     def _load_data(self) -> None:
         config = self.config
-        full = data.load_dataset(config.dataset, "train")
-        self.test = data.load_dataset(config.dataset, "test")
-        if config.val_size >= len(full):
-            raise ValueError(f"val_size {config.val_size} leaves no training images out of {len(full)}.")
-        (train_images, train_labels), (val_images, val_labels) = split_train_val(
-            full.images, full.labels, config.val_size)
+        self.evaluated_on: str | None = None
+        self.skipped_files: list[str] = []
+        if own_data.is_image_folder(config.dataset):
+            full, val_images, val_labels = self._load_folder()
+            train_images, train_labels = full.images, full.labels
+        else:
+            full = data.load_dataset(config.dataset, "train")
+            self.test = data.load_dataset(config.dataset, "test")
+            if config.val_size >= len(full):
+                raise ValueError(f"val_size {config.val_size} leaves no training images out of {len(full)}.")
+            (train_images, train_labels), (val_images, val_labels) = split_train_val(
+                full.images, full.labels, config.val_size)
         if config.subset is not None:
             train_images, train_labels = train_images[: config.subset], train_labels[: config.subset]
         self.train_data = data.ImageDataset(full.name, "train", train_images, train_labels, full.classes, full.source)
@@ -304,10 +311,38 @@ class Trainer:
             seed=config.seed, device=self.device, rank=self.rank, world_size=self.world_size,
         )
 
+    def _load_folder(self) -> tuple[data.ImageDataset, torch.Tensor, torch.Tensor]:
+        """Your images: ``PATH/<class>/`` (a share held out) or ``PATH/train/`` with ``PATH/test/``,
+        decoded to the input form of the model the run starts from (CIFAR's 32 x 32 RGB by default)."""
+        config = self.config
+        source = config.resume or config.init_from
+        fmt = InputFormat.of(checkpoints.read_meta(checkpoints.resolve(source))) if source else InputFormat()
+        train_dir, test_dir = own_data.split_folders(config.dataset)
+        train = own_data.read_image_folder(train_dir, fmt)
+        test = own_data.read_image_folder(test_dir, fmt, classes=train.classes) if test_dir else None
+        self.skipped_files = train.skipped + ([f"test/{s}" for s in test.skipped] if test else [])
+        if self.skipped_files and self.is_main:
+            print(f"Skipped {len(self.skipped_files)} unreadable file(s): " + "; ".join(self.skipped_files[:20])
+                  + (" ..." if len(self.skipped_files) > 20 else ""), file=sys.stderr)
+        share = config.val_share if config.val_share is not None else (0.0 if test else 0.2)
+        keep, held = own_data.holdout(train.labels, share, VALIDATION_SPLIT_SEED)
+        name = Path(config.dataset).expanduser().name
+        full = data.ImageDataset(name, "train", train.images[keep], train.labels[keep], train.classes,
+                                 f"image folder {train_dir}")
+        if test is not None:
+            self.test = data.ImageDataset(name, "test", test.images, test.labels, train.classes, f"{test_dir}")
+            self.evaluated_on = f"the {len(test):,} images of {test_dir.name}/"
+        else:  # no test split: the final figures are the held-out share's, and say so
+            self.test = data.ImageDataset(name, "test", train.images[held], train.labels[held], train.classes, "")
+            self.evaluated_on = f"the {len(held):,} images held out of the folder ({share:.0%} of each class)"
+        return full, train.images[held], train.labels[held]
+
     def _build(self) -> None:
         config = self.config
         self.arch_args = default_arch_args(config, self.train_data)
         self.start_epoch = 0
+        self.head: list[nn.Parameter] = []  # a new classifier head on trained features (transfer learning)...
+        self.features: list[nn.Parameter] = []  # ...and the trained parameters it sits on
         source = config.resume or config.init_from  # init_from: these weights, a fresh optimizer and schedule
         if source:
             self.model, meta = checkpoints.load(source)
@@ -315,12 +350,17 @@ class Trainer:
                 raise ValueError(f"Cannot {'resume' if config.resume else 'start'} {config.arch} from "
                                  f"{meta['architecture']} weights.")
             self.arch_args = meta["arch_args"]  # the weights fix the shape...
-            # ...unless a fine-tune adds inputs (colour hints); any other option stays the weights'.
+            # ...unless a fine-tune adds inputs (colour hints) or classes (a new head for your images).
             grown = {**meta["arch_args"], **{k: v for k, v in config.arch_args.items() if k in INPUT_OPTIONS}}
+            if "num_classes" in grown and config.init_from:
+                grown["num_classes"] = len(self.train_data.classes)
             if config.init_from and grown != meta["arch_args"]:
                 model = models.build(config.arch, **grown)
-                models.transplant(self.model, model)
+                fresh = models.transplant(self.model, model, new_outputs=True)
                 self.model, self.arch_args = model, grown
+                if grown.get("num_classes") != meta["arch_args"].get("num_classes"):
+                    self.head = [p for n, p in self.model.named_parameters() if n in fresh]
+                    self.features = [p for n, p in self.model.named_parameters() if n not in fresh and p.requires_grad]
             if config.resume:
                 self.checkpoint_path = checkpoints.resolve(config.resume)
         else:
@@ -353,7 +393,8 @@ class Trainer:
         self.warmup_steps = min(warmup, int(0.3 * self.total_steps))  # short runs still get to decay
         self.step = self.start_epoch * self.steps_per_epoch
         if self.checkpoint_path is None:
-            name = config.name or f"{config.task}-{config.arch}-{config.dataset}-{datetime.now():%Y%m%d-%H%M%S}"
+            dataset = Path(config.dataset).name  # an image folder's own name, not its path
+            name = config.name or f"{config.task}-{config.arch}-{dataset}-{datetime.now():%Y%m%d-%H%M%S}"
             self.checkpoint_path = Path(config.out or paths.user_checkpoints()) / f"{name}.safetensors"
         self.name = self.checkpoint_path.stem
 
@@ -372,6 +413,8 @@ class Trainer:
                 self._freeze_whitening()
             noise_generator = torch.Generator().manual_seed(config.seed * 7919 + epoch * 104_729 + self.rank)
             self.forward_model.train()
+            if self.head:
+                self._train_head_only(epoch < config.head_epochs)
             epoch_start = time.monotonic()
             loss_sum = torch.zeros((), device=self.device)
             sums: dict[str, torch.Tensor] = {}
@@ -433,9 +476,22 @@ class Trainer:
             self._emit("on_epoch_end", record)
         return "finished", "Finished."
 
+    def _train_head_only(self, only: bool) -> None:
+        """Transfer learning's first phase: the trained features stay fixed (batch norm in inference
+        mode, no gradients), only the new head learns; then the whole net does."""
+        features = [p for p in self.features if p.requires_grad == only]  # those to switch
+        for parameter in features:
+            parameter.requires_grad_(not only)
+            parameter.grad = None  # optimizers skip parameters without a gradient: frozen for real
+        if only:
+            self.forward_model.eval()
+        if features and self.world_size > 1:
+            self.forward_model = self._wrap_model()
+
     def _freeze_whitening(self) -> None:
         """Stop training the fast net's whitening bias: its frozen input then needs no backward pass."""
         bias = getattr(getattr(self.model, "whiten", None), "bias", None)
+        self.features = [p for p in self.features if p is not bias]  # a new head's second phase leaves it too
         if bias is None or not bias.requires_grad:
             return
         bias.requires_grad_(False)
@@ -473,6 +529,8 @@ class Trainer:
             "architecture": self.config.arch,
             "arch_args": self.arch_args,
             "dataset": self.config.dataset,
+            **({"classes": list(self.train_data.classes)} if self.config.task == "classification" else {}),
+            **({"evaluated_on": self.evaluated_on} if self.evaluated_on else {}),
             "metrics": metrics,
             "measured_by": self.command if metrics else None,
             "recipe": {**self.config.to_dict(), "command": self.command},
@@ -482,6 +540,7 @@ class Trainer:
                 "device": devices.describe(self.device),
                 "world_size": self.world_size,
                 "last_val_metrics": last.val_metrics if last else {},
+                **({"skipped_files": self.skipped_files[:100]} if self.skipped_files else {}),
             },
         }
         try:

@@ -20,10 +20,13 @@ import sys
 import threading
 import time
 import uuid
+from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from core import paths
+from core.own_data import UPLOAD_FOLDER
 from core.train.config import ServerLimits, TrainConfig
 from core.train.engine import config_to_argv
 from core.train.runs import RunStore
@@ -66,17 +69,23 @@ def death_message(returncode: int, memory_limit_mb: float | None, killed_for_mem
     return f"The training process exited with status {returncode} without finishing."
 
 
+def new_job_folder() -> Path:
+    """A fresh folder for one run's live state, log and uploaded images."""
+    folder = paths.app_home() / "jobs" / f"{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:8]}"
+    folder.mkdir(parents=True)
+    return folder
+
+
 class Job:
     """One supervised training process and what the server knows of it."""
 
     def __init__(self, config: TrainConfig, owner: str | None = None, store: RunStore | None = None,
-                 memory_limit_mb: float | None = None) -> None:
+                 memory_limit_mb: float | None = None, folder: Path | None = None) -> None:
         self.config = config
         self.owner = owner
         self.store = store or RunStore()
         self.memory_limit_mb = memory_limit_mb
-        self.folder = paths.app_home() / "jobs" / f"{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:8]}"
-        self.folder.mkdir(parents=True)
+        self.folder = folder or new_job_folder()  # removed when the run ends, uploaded images with it
         self.live_path = self.folder / "live.json"
         self.log_path = self.folder / "log.txt"
         self.started = time.time()
@@ -215,18 +224,30 @@ class JobManager:
         self._job: Job | None = None
 
     def start(self, config: TrainConfig, store: RunStore | None = None, limits: ServerLimits | None = None,
-              owner: str | None = None) -> Job:
+              owner: str | None = None, own_images: Callable[[Path], object] | None = None) -> Job:
         """Validate ``config``, apply the server's limits and start it, unless a job is running (TrainerBusy).
 
         ``limits`` default to ``ServerLimits.from_env()``: a public deployment caps every run here,
-        including its estimated memory, and the child runs under the memory cap.
+        including its estimated memory, and the child runs under the memory cap. ``own_images``
+        writes a visitor's class folders into the folder it is given (core.own_data, raising
+        OwnDataError on bad input); the run then trains on them, and they go when the run ends.
         """
         limits = ServerLimits.from_env() if limits is None else limits
         with self._lock:
             if self._job is not None and self._job.running:
                 raise TrainerBusy("A training run is already in progress on this server; watch it below or "
                                   "wait for it to finish.")
-            job = Job(limits.apply(config.validate()), owner, store, limits.max_memory_mb)
+            folder = new_job_folder()
+            try:
+                if own_images is not None:
+                    images = folder / UPLOAD_FOLDER
+                    images.mkdir()
+                    config = replace(config, dataset=str(images)).validate()  # settings first, then the files
+                    own_images(images)
+                job = Job(limits.apply(config.validate()), owner, store, limits.max_memory_mb, folder)
+            except BaseException:
+                shutil.rmtree(folder, ignore_errors=True)
+                raise
             self._job = job
             return job
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import inspect
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -79,11 +80,16 @@ def layer_output_elements(model: nn.Module, shape: tuple[int, ...]) -> int:
 
 def estimate(config: TrainConfig) -> RunCost:
     """Parameters and estimated peak resident memory of training ``config`` on the CPU."""
-    spec = data.DATASETS[config.dataset]
+    if config.dataset in data.DATASETS:
+        spec = data.DATASETS[config.dataset]
+        train_images = {"cifar10": 50_000, "mnist": 60_000, "fashion_mnist": 60_000}.get(config.dataset, 60_000)
+    else:  # an image folder, decoded to the CIFAR form
+        classes = tuple(p.name for p in Path(config.dataset).iterdir() if p.is_dir()) or ("a", "b")
+        spec = data.DatasetSpec("folder", "your images", 3, 32, classes, "", {})
+        train_images = sum(1 for p in Path(config.dataset).rglob("*") if p.is_file())
     model = _meta_model(config, spec)
     params = sum(p.numel() for p in model.parameters())
     image_bytes = spec.channels * spec.size * spec.size
-    train_images = {"cifar10": 50_000, "mnist": 60_000, "fashion_mnist": 60_000}.get(config.dataset, 60_000)
     # The split is read whole, then copied once into training and validation parts; the test split is kept.
     dataset_mb = (2 * train_images + 10_000) * image_bytes / 2**20
     states = 2 + OPTIMIZER_STATES.get(config.optimizer, 2) + (1 if config.lookahead else 0)

@@ -77,9 +77,11 @@ def image_input(key: str, dataset: str = "cifar10") -> ChosenImage | None:
 
     Opens on the test set when ``dataset`` is there, else on the bundled photos, so a fresh clone
     with no datasets shows a result at once."""
-    default = "Test set" if data.find_source(dataset, "test") is not None else "Sample photo"
-    source = st.segmented_control("Image source", ["Test set", "Sample photo", "Upload"], default=default,
-                                  key=f"{key}-source", required=True)
+    known = dataset in data.DATASETS  # a model trained on your images has no test set here
+    default = "Test set" if known and data.find_source(dataset, "test") is not None else "Sample photo"
+    offered = ["Test set", "Sample photo", "Upload"] if known else ["Sample photo", "Upload"]
+    source = st.segmented_control("Image source", offered, default=default, required=True,
+                                  key=f"{key}-source" if known else f"{key}-source-own")
     if source == "Upload":
         upload = st.file_uploader("Upload an image", type=UPLOAD_TYPES, key=f"{key}-upload",
                                   help="PNG, JPEG, GIF, WebP, TIFF or BMP, up to 25 MB and 40 megapixels.")

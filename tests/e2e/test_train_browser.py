@@ -136,3 +136,63 @@ def test_a_capped_server_refuses_a_run_too_large_for_it(page, tmp_path) -> None:
         assert "at most 12M parameters" in text and "6,000 MB this server allows" in text
         assert "Running" not in text and "Traceback" not in text
         screenshot(page, "train-refused")
+
+
+def test_your_images_train_a_classifier_that_answers_with_their_names_and_exports(page, app_url: str,
+                                                                                   tmp_path: Path) -> None:
+    import numpy as np
+    import onnxruntime
+
+    from tests.test_own_data import colour_classes, picture
+
+    open_page(page, app_url, "train")
+    expect(page.get_by_role("button", name="Start training")).to_be_enabled(timeout=120_000)  # earlier runs over
+    choose(page, "Task", "Your images")
+    for index, (name, files) in enumerate(colour_classes()):
+        page.get_by_label(f"Class {index + 1}", exact=True).fill(name)
+        paths = []
+        for file_name, payload in files:
+            (tmp_path / file_name).write_bytes(payload)
+            paths.append(str(tmp_path / file_name))
+        page.locator('[data-testid="stFileUploader"] input[type="file"]').nth(index).set_input_files(paths)
+        page.get_by_text(files[-1][0]).first.wait_for()
+    choose(page, "Start from", "tiny-a")
+    set_number(page, "Epochs", 3)
+    set_number(page, "New head alone for (epochs)", 1)
+    screenshot(page, "train-your-images-form")
+    page.get_by_role("button", name="Start training").click()
+    page.get_by_text("Saved as").first.wait_for(timeout=180_000)
+    text = main_text(page)
+    assert "your images" in text and "Traceback" not in text
+    screenshot(page, "train-your-images-finished")
+    name = re.search(r"Saved as (\S+?);", text).group(1)
+
+    open_page(page, app_url, "classify")
+    choose(page, "Model", next(o for o in page_options(page, "Model") if o.startswith(name)))
+    page.get_by_text("Upload", exact=True).first.click()
+    (tmp_path / "query-red.png").write_bytes(picture((220, 30, 30), (64, 64), 7))
+    page.locator('[data-testid="stFileUploader"] input[type="file"]').set_input_files(str(tmp_path / "query-red.png"))
+    page.get_by_text("Prediction:").first.wait_for()
+    wait_until_idle(page)
+    text = main_text(page)
+    assert re.search(r"Prediction: (red|blue),", text) and "Trained on your images (blue, red)" in text
+    screenshot(page, "classify-your-images")
+    page.get_by_text("How this model works").first.click()
+    with page.expect_download(timeout=120_000) as onnx:
+        page.get_by_role("button", name=re.compile("ONNX export")).click()
+    target = tmp_path / onnx.value.suggested_filename
+    onnx.value.save_as(target)
+    session = onnxruntime.InferenceSession(str(target), providers=["CPUExecutionProvider"])
+    logits = session.run(None, {"images": np.random.default_rng(0).random((2, 3, 32, 32), dtype=np.float32)})[0]
+    assert logits.shape == (2, 2)  # its own two classes
+    assert page.console_errors == []
+
+
+def page_options(page, label: str) -> list[str]:
+    """The options of the selectbox labelled ``label``, read by opening it."""
+    label_only = page.locator("label").filter(has_text=re.compile(f"^{re.escape(label)}$"))
+    box = page.locator('[data-testid="stSelectbox"]').filter(has=label_only).first
+    box.get_by_role("combobox").click()
+    options = page.get_by_role("option").all_inner_texts()
+    page.keyboard.press("Escape")
+    return options
