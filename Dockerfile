@@ -26,14 +26,18 @@ RUN python -c "from core.data import load_dataset; [load_dataset(n, s, download=
 # ServerLimits, enforced in the job manager, not only in the form), and each run is a child process under a
 # hard memory limit, so a run that outgrows it ends, not the server. The minutes cap is the real bound on a
 # run: a capped run's learning-rate schedule decays by the clock, so any preset, the 25-epoch ones included,
-# ends at 8 minutes as a finished model. Epochs and images are capped to what every preset asks for; 12M
+# ends at 8 minutes as a finished model. Epochs and images are capped to what every preset asks for (60 epochs:
+# "Your images", a few dozen pictures a class); 12M
 # parameters admit ResNet-18 at its width, and 6,000 MB of estimated peak memory the largest preset (the
 # binned colorizer, about 4.8 GB by bench/memory_estimate.py) beside the web server in the Space's 16 GB.
-ENV CIFAR_LAB_MAX_EPOCHS=25 \
+# A "Your images" run may bring 1,000 files and 100 MB: ten classes of 100 phone photos, not a disk's worth.
+ENV CIFAR_LAB_MAX_EPOCHS=60 \
     CIFAR_LAB_MAX_MINUTES=8 \
     CIFAR_LAB_MAX_TRAIN_IMAGES=48000 \
     CIFAR_LAB_MAX_PARAMS=12000000 \
     CIFAR_LAB_MAX_MEMORY_MB=6000 \
+    CIFAR_LAB_MAX_UPLOAD_FILES=1000 \
+    CIFAR_LAB_MAX_UPLOAD_MB=100 \
     STREAMLIT_SERVER_ENABLE_XSRF_PROTECTION=false
 # XSRF protection is off only here: the Space shows the app in an iframe on huggingface.co, where browsers
 # drop Streamlit's third-party XSRF cookie and every upload fails with "403". See README, "Reliability".

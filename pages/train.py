@@ -24,6 +24,7 @@ from core.train.config import (
     ServerLimits,
     own_images_preset,
 )
+from core.train.engine import torchrun_form
 from core.train.jobs import JOBS, NotOwner, TrainerBusy
 from core.train.runs import RunStore, history_csv
 from pages import ensure_routed
@@ -336,6 +337,10 @@ else:
     run = next(r for r in listed if r["id"] == chosen)
     st.markdown("Reproduce it from the command line (the copy button is at the code's top right):")
     st.code(run["command"] or "(not recorded for this run)", language="bash", wrap_lines=True)
+    if run["command"].startswith("python -m core.train"):
+        st.markdown("The same run on several GPUs of one machine (DistributedDataParallel; the batch size stays "
+                    "the global one):")
+        st.code(torchrun_form(run["command"], 2), language="bash", wrap_lines=True)
     with st.expander("Its configuration (JSON)"):
         st.code(json.dumps(run["config"], indent=2, sort_keys=True), language="json")
     st.download_button("Per-epoch history (CSV)", history_csv(run), file_name=f"run-{run['id']}-history.csv",

@@ -351,6 +351,19 @@ def test_the_space_defaults_keep_every_job_under_ten_minutes() -> None:
     assert limits.max_minutes <= 8 and limits.owner_only_stop
 
 
+def test_a_your_images_run_starts_on_the_space_within_its_upload_caps(app_home: Path) -> None:
+    from core.own_data import UploadLimits
+    from core.train.config import own_images_preset
+
+    limits = dockerfile_limits()
+    assert limits.upload_limits() == UploadLimits(max_files=1000, max_total_mb=100)
+    uploads = app_home / "jobs" / "run" / "your-images"
+    for name in ("cats", "dogs"):
+        (uploads / name).mkdir(parents=True)
+    capped = limits.apply(own_images_preset(dataset=str(uploads)).validate())
+    assert capped.init_from == "fastnet-cifar10" and capped.max_minutes <= limits.max_minutes
+
+
 @pytest.mark.parametrize(("task", "label"), [(t, label) for t, presets in PRESETS.items() for label in presets])
 def test_every_preset_runs_on_the_space(task: str, label: str) -> None:
     config = preset(task, label).validate()

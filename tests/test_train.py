@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import math
 import os
 import subprocess
@@ -406,6 +407,26 @@ def test_two_process_ddp_matches_a_single_process_run(tmp_path: Path, data_root:
     for key in alone:
         assert torch.allclose(rank0[key], alone[key], atol=1e-4, rtol=1e-3), key
     assert (tmp_path / "ddp/ddp.safetensors").exists() and not (tmp_path / "ddp/rank2.safetensors").exists()
+
+
+def test_the_torchrun_form_of_a_command_trains_the_same_run_on_two_processes(tmp_path: Path, data_root: Path) -> None:
+    import shlex
+
+    from core.train.engine import config_to_command, torchrun_form
+
+    config = TrainConfig(task="classification", arch="staged_cnn", arch_args={"variant": "baseline", "width": 8},
+                         dataset="cifar10", epochs=1, batch_size=64, subset=256, val_size=64, out=str(tmp_path),
+                         name="two")
+    command = shlex.split(torchrun_form(config_to_command(config), 2))
+    assert command[:4] == ["torchrun", "--standalone", "--nproc_per_node", "2"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
+    result = subprocess.run([sys.executable, "-m", "torch.distributed.run", *command[1:], "--no-record"], env=env,
+                            capture_output=True, text=True, timeout=600, cwd=REPO)
+    assert result.returncode == 0, result.stderr[-3000:]
+    meta = json.loads((tmp_path / "two.json").read_text())
+    assert meta["training"]["world_size"] == 2 and meta["recipe"]["batch_size"] == 64
+    with pytest.raises(ValueError):
+        torchrun_form("rm -rf /")
 
 
 def test_every_preset_is_a_valid_configuration() -> None:

@@ -626,3 +626,14 @@ def config_to_argv(config: TrainConfig) -> list[str]:
 def config_to_command(config: TrainConfig) -> str:
     """The command line that reproduces ``config``."""
     return shlex.join(["python", "-m", "core.train", *config_to_argv(config)])
+
+
+def torchrun_form(command: str, processes: int = 2) -> str:
+    """``command`` (``python -m core.train ...``) as the same run on ``processes`` GPUs through torchrun.
+
+    The batch size stays the global one (each process takes its share), so the run learns alike.
+    """
+    prefix = "python -m core.train"
+    if not command.startswith(prefix):
+        raise ValueError(f"Not a training command: {command[:40]!r}")
+    return f"torchrun --standalone --nproc_per_node {processes} -m core.train{command[len(prefix):]}"
