@@ -165,6 +165,25 @@ class HintBoard:
         self.hints.clear()
 
 
+def to_text(hints: list[Hint]) -> str:
+    """Hints as short text for a link: ``x,y,rrggbb`` per hint (x, y as fractions), joined by ``;``."""
+    return ";".join(f"{h.x:.4f},{h.y:.4f},{h.hex().lstrip('#')}" for h in hints)
+
+
+def from_text(text: str, most: int = 200) -> list[Hint]:
+    """The hints ``to_text`` wrote; ValueError for anything else (a link is typed by anyone)."""
+    found = []
+    for part in filter(None, text.split(";")[: most + 1]):
+        x, y, colour = part.split(",")
+        x, y = float(x), float(y)
+        if not (0 <= x < 1 and 0 <= y < 1):
+            raise ValueError(f"A hint outside the image: {part!r}")
+        found.append(Hint.from_hex(x, y, colour))
+    if len(found) > most:
+        raise ValueError(f"More than {most} hints.")
+    return found
+
+
 def draw(image: Image.Image, hints: list[Hint], radius: int | None = None) -> Image.Image:
     """``image`` with each hint drawn as a dot of its colour, ringed so it shows on dark and light alike."""
     marked = image.convert("RGB").copy()

@@ -10,7 +10,7 @@ import streamlit as st
 from core import checkpoints, classify, data, images
 from core.charts import confusion_figure, probability_bars
 from pages import ensure_routed
-from pages.shared import explain_model, image_input, model_of, pick_checkpoint, test_set
+from pages.shared import explain_model, image_input, links, model_of, pick_checkpoint, test_set
 
 ensure_routed()
 
@@ -41,7 +41,11 @@ chosen = image_input("classify", meta["dataset"])  # the gallery shows the check
 if chosen is None:
     st.stop()
 
+links.restore("classify-tta", "tta", links.flag)
 tta = st.toggle("Test-time augmentation (average over flips and 1-pixel shifts)", key="classify-tta")
+links.restore("classify-testset", "testset", links.flag)
+links.record(tta=tta, testset=st.session_state.get("classify-testset", False))
+links.share_link(upload=chosen.source == "upload")
 start = time.perf_counter()
 probabilities = classify.probabilities(model, chosen.image, tta=tta, fmt=fmt)
 best = int(np.argmax(probabilities))

@@ -9,7 +9,7 @@ from streamlit_image_coordinates import streamlit_image_coordinates
 
 from core import colorize, hints, images, memo
 from pages import ensure_routed
-from pages.shared import comparison, download_name, explain_model, image_input, model_of, pick_checkpoint
+from pages.shared import comparison, download_name, explain_model, image_input, links, model_of, pick_checkpoint
 
 ensure_routed()
 
@@ -28,6 +28,7 @@ with settings_column:
     if meta is None:
         st.warning("No colorization checkpoint is installed. Train one on the **Train** page and it appears here.",
                    icon=":material/palette:")
+    links.restore("colorize-working-side", "size", int, within=(32, 256))
     working_side = st.slider(
         "Working size (pixels, longer side)", 32, 256, colorize.WORKING_SIDE, step=16, key="colorize-working-side",
         help="A large photo's colour is predicted at this size and spread over the full-resolution lightness. "
@@ -45,6 +46,12 @@ model, meta = model_of(meta)
 image_key = chosen.key or memo.digest(given.luma.numpy().tobytes())
 board = st.session_state.setdefault("colorize-hints", hints.HintBoard())
 board.show(image_key)
+if "hints" in st.query_params and not st.session_state.get("colorize-hints-from-link"):
+    st.session_state["colorize-hints-from-link"] = True  # once: after that the hints are the visitor's
+    try:
+        board.hints = hints.from_text(st.query_params["hints"])
+    except ValueError:
+        st.toast("The link's colour hints could not be read; starting without them.", icon=":material/link_off:")
 
 
 def place_hints() -> None:
@@ -81,6 +88,8 @@ def place_hints() -> None:
 
 if model.takes_hints:
     place_hints()
+links.record(size=working_side, hints=hints.to_text(board.hints) if model.takes_hints and board.hints else None)
+links.share_link(upload=chosen.source == "upload")
 # Kept per visitor as 8-bit images, a few at most, so the before/after slider does not colorize again.
 placed = list(board.hints) if model.takes_hints else []
 results_cache = st.session_state.setdefault("colorize-results", memo.ResultCache(max_entries=4))

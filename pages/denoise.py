@@ -9,7 +9,7 @@ import torch
 
 from core import checkpoints, data, denoise, images, memo, noise
 from pages import ensure_routed
-from pages.shared import checkpoint_label, comparison, download_name, explain_model, image_input, model_of
+from pages.shared import checkpoint_label, comparison, download_name, explain_model, image_input, links, model_of
 
 ensure_routed()
 
@@ -52,6 +52,7 @@ def follow_default(spec: noise.NoiseSpec, clean: torch.Tensor, test_dataset: str
 
 source_column, settings_column = st.columns([1, 1], gap="large")
 with source_column:
+    links.restore("denoise-dataset", "data", allowed=DATASETS)
     dataset = st.selectbox("Test images from", DATASETS, format_func=lambda name: data.DATASETS[name].title,
                            key="denoise-dataset")
     chosen = image_input("denoise", dataset)
@@ -62,15 +63,21 @@ with settings_column:
         help="There is no clean original then, so the result is shown without PSNR or SSIM; the noise level is "
              "estimated from the photo.")
     row = st.columns(2)
+    links.restore("denoise-kind", "noise", allowed=noise.KINDS)
     kind = row[0].selectbox("Noise", noise.KINDS, format_func=noise.TITLES.get, key="denoise-kind",
                             disabled=already_noisy)
     low, high, default = noise.RANGES[kind]
+    links.restore(f"denoise-level-{kind}", "level", float, within=(low, high))
     level = row[1].slider("Strength", float(low), float(high), float(default), step=STEPS[kind],
                           key=f"denoise-level-{kind}", disabled=already_noisy,
                           help="Gaussian: sigma on the 0-255 scale. Salt and pepper: fraction of pixels (or of "
                                "channel values) hit. Poisson: photons at full white (lower is noisier). Speckle: "
                                "relative sigma.")
+    links.restore("denoise-seed", "seed", int, within=(0, 2**31 - 1))
     seed = int(st.number_input("Noise seed", 0, 2**31 - 1, 0, key="denoise-seed", disabled=already_noisy))
+    by_name = {meta["name"]: path for path, meta in by_path.items()} | {name: name for name in denoise.BASELINES}
+    if links.restore("denoise-method", "denoiser", by_name.__getitem__, allowed=options):
+        st.session_state["denoise-method-default"] = (kind, None)  # the link's choice, not this page's default
     spec = noise.NoiseSpec(kind, level)
     if chosen is not None:
         clean, resized_note = denoise.prepare(chosen.image)
@@ -90,7 +97,11 @@ with settings_column:
     strength = st.slider("Denoising strength", 0.0, 1.0, 1.0, 0.05, key="denoise-strength",
                          help="From your photo as it is (0) to the denoiser's full result (1): gentle denoising "
                               "keeps more texture.") if already_noisy else 1.0
+    links.restore("denoise-compare", "compare", links.flag)
     compare = st.toggle("Compare every denoiser on this image", key="denoise-compare")
+    links.record(data=dataset, noise=kind, level=level, seed=seed, compare=compare,
+                 denoiser=by_path[method]["name"] if method in by_path else method)
+    links.share_link(upload=chosen is not None and chosen.source == "upload")
     if not metas:
         st.caption("No denoising checkpoint is installed: only the classical baselines are offered. Train one on "
                    "the **Train** page and it appears here.")

@@ -13,8 +13,10 @@ from PIL import Image
 
 from core import checkpoints, data, export, images, memo, models, paths
 from core.models._summary import layer_table
+from pages.shared import links
 
 UPLOAD_TYPES = ["png", "jpg", "jpeg", "gif", "webp", "tif", "tiff", "bmp"]
+SOURCE_PARAMS = {"test": "Test set", "sample": "Sample photo", "upload": "Upload"}  # in a link -> on the page
 
 
 @dataclass
@@ -51,8 +53,11 @@ def pick_checkpoint(task: str, key: str, prefer_dataset: str = "cifar10") -> dic
     if not metas:
         return None
     names = [m["path"] for m in metas]
+    links.restore(key, "model", {m["name"]: m["path"] for m in metas}.__getitem__)
     chosen = st.selectbox("Model", names, format_func=lambda p: checkpoint_label(metas[names.index(p)]), key=key)
-    return metas[names.index(chosen)]
+    meta = metas[names.index(chosen)]
+    links.record(model=meta["name"])
+    return meta
 
 
 def checkpoint_label(meta: dict) -> str:
@@ -80,8 +85,14 @@ def image_input(key: str, dataset: str = "cifar10") -> ChosenImage | None:
     known = dataset in data.DATASETS  # a model trained on your images has no test set here
     default = "Test set" if known and data.find_source(dataset, "test") is not None else "Sample photo"
     offered = ["Test set", "Sample photo", "Upload"] if known else ["Sample photo", "Upload"]
-    source = st.segmented_control("Image source", offered, default=default, required=True,
-                                  key=f"{key}-source" if known else f"{key}-source-own")
+    source_key = f"{key}-source" if known else f"{key}-source-own"
+    links.restore(source_key, "source", SOURCE_PARAMS.__getitem__, allowed=offered)
+    source = st.segmented_control("Image source", offered, default=default, required=True, key=source_key)
+    links.record(source={v: k for k, v in SOURCE_PARAMS.items()}[source])
+    if source != "Test set":
+        links.record(image=None, cls=None)
+    if source != "Sample photo":
+        links.record(photo=None)
     if source == "Upload":
         upload = st.file_uploader("Upload an image", type=UPLOAD_TYPES, key=f"{key}-upload",
                                   help="PNG, JPEG, GIF, WebP, TIFF or BMP, up to 25 MB and 40 megapixels.")
@@ -96,7 +107,9 @@ def image_input(key: str, dataset: str = "cifar10") -> ChosenImage | None:
             st.error(f"{upload.name}: {error}", icon=":material/broken_image:")
             return None
     if source == "Sample photo":
+        links.restore(f"{key}-sample", "photo", allowed=images.SAMPLE_PHOTOS)
         name = st.selectbox("Sample photo", list(images.SAMPLE_PHOTOS), key=f"{key}-sample")
+        links.record(photo=name)
         return ChosenImage(images.sample_photo(name), f"{name} (scikit-image sample photo)", source="sample photo",
                            key=f"sample:{name}")
     try:
@@ -105,8 +118,10 @@ def image_input(key: str, dataset: str = "cifar10") -> ChosenImage | None:
         st.warning(f"{error}\n\nOr press **Get the datasets** on the Home page.", icon=":material/folder_off:")
         return None
     left, right = st.columns([2, 1])
+    links.restore(f"{key}-class", "cls", allowed=testset.classes)
     choice = left.selectbox("Class", ["any class", *testset.classes], key=f"{key}-class")
     index_key = f"{key}-index"
+    links.restore(index_key, "image", int, within=(0, len(testset) - 1))
     if index_key not in st.session_state:
         st.session_state[index_key] = 0
     if right.button("Random image", icon=":material/shuffle:", key=f"{key}-random", width="stretch"):
@@ -114,6 +129,7 @@ def image_input(key: str, dataset: str = "cifar10") -> ChosenImage | None:
             (testset.labels == testset.classes.index(choice)).nonzero().flatten().tolist()
         st.session_state[index_key] = random.choice(list(pool))
     index = int(st.number_input("Test image #", 0, len(testset) - 1, key=index_key))
+    links.record(image=index, cls=None if choice == "any class" else choice)
     label = int(testset.labels[index])
     image = Image.fromarray(testset.images[index].permute(1, 2, 0).squeeze(-1).numpy())
     return ChosenImage(images.to_rgb(image), f"test image #{index}: {testset.classes[label]}", label, index,
