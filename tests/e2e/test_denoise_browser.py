@@ -116,3 +116,35 @@ def test_an_already_noisy_photo_gets_an_estimate_and_a_strength(page, app_url: s
     body = page.locator('[data-testid="stMainBlockContainer"]').inner_text()
     assert "Traceback" not in body and page.console_errors == []
     screenshot(page, "denoise-already-noisy")
+
+
+def test_a_copied_link_opens_the_same_result_in_another_browser(page, browser, app_url: str) -> None:
+    open_page(page, app_url, "denoise")
+    page.get_by_text("Noisy PSNR").first.wait_for(timeout=120_000)
+    choose(page, "Noise", "Salt and pepper (whole pixels)")
+    number = page.get_by_label("Test image #", exact=True)
+    number.fill("17")
+    number.press("Enter")
+    wait_until_idle(page)
+    page.get_by_text("Noisy PSNR").first.wait_for(timeout=120_000)
+    wait_until_idle(page)
+    noisy, denoised = metric_value(page, "Noisy PSNR"), metric_value(page, "Denoised PSNR")
+    page.get_by_role("button", name=re.compile("Copy link")).click()
+    address = page.locator('[data-testid="stPopoverBody"] code').first.inner_text().strip()
+    assert "noise=salt_pepper" in address and "image=17" in address
+    screenshot(page, "denoise-copy-link")
+
+    other_context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    try:
+        other = other_context.new_page()
+        other.set_default_timeout(60_000)
+        other.goto(address)
+        other.get_by_text("Noisy PSNR").first.wait_for(timeout=120_000)
+        wait_until_idle(other)
+        assert "Salt and pepper (whole pixels)" in selected(other, "Noise")
+        assert other.get_by_label("Test image #", exact=True).input_value() == "17"
+        assert metric_value(other, "Noisy PSNR") == noisy and metric_value(other, "Denoised PSNR") == denoised
+        screenshot(other, "denoise-opened-from-link")
+    finally:
+        other_context.close()
+    assert page.console_errors == []
