@@ -26,9 +26,9 @@ from core.train.config import (
 )
 from core.train.engine import torchrun_form
 from core.train.jobs import JOBS, NotOwner, TrainerBusy
-from core.train.runs import RunStore, history_csv
+from core.train.runs import RunStore, batch_csv, history_csv
 from pages import ensure_routed
-from pages.shared import UPLOAD_TYPES
+from pages.shared import UPLOAD_TYPES, links
 
 ensure_routed()
 
@@ -227,7 +227,9 @@ def standard_form(task: str, top: list) -> None:
 with st.container(border=True):
     st.subheader("New run")
     top = st.columns(3)
+    links.restore("task", "task", allowed=[*models.TASKS, YOUR_IMAGES])
     task = top[0].selectbox("Task", [*models.TASKS, YOUR_IMAGES], format_func=str.capitalize, key="task")
+    links.record(task=task)
     if task == YOUR_IMAGES:
         own_images_form()
     else:
@@ -300,6 +302,10 @@ def live_run() -> None:
                 "who started it can stop it; it ends by itself within this server's limits.",
                 icon=":material/visibility:")
     curves_chart(snap, [r for r in overlay_runs() if r["id"] != snap["run_id"]])
+    if snap["batch_losses"] and not snap["running"]:
+        st.download_button("Per-batch losses (CSV)", batch_csv(snap["batch_losses"]), icon=":material/download:",
+                           file_name=f"run-{snap['run_id']}-batches.csv", mime="text/csv", on_click="ignore",
+                           key="batch-csv")
     if snap["status"] == "finished" and snap["checkpoint"]:
         st.success(f"Saved as **{snap['checkpoint'].rsplit('/', 1)[-1].removesuffix('.safetensors')}**; it is "
                    "listed in the model selectors of the other pages now.")
@@ -314,7 +320,9 @@ live_run()
 
 # ---- past runs ------------------------------------------------------------------------------------------
 st.subheader("Past runs")
+links.restore("runs-task", "runs", allowed=["all tasks", *models.TASKS])
 task_filter = st.columns(2)[0].selectbox("Show runs of", ["all tasks", *models.TASKS], key="runs-task")
+links.record(runs=task_filter)
 listed = runs_of(task_filter)
 if not listed:
     st.caption("No runs recorded yet." if task_filter == "all tasks" else f"No {task_filter} runs yet.")
@@ -331,10 +339,12 @@ else:
     } for r in listed])
     st.caption("Click a column's header to sort; select rows to overlay their validation curves on the chart above.")
     st.dataframe(table, hide_index=True, on_select="rerun", selection_mode="multi-row", key="runs-table")
+    links.restore("runs-inspect", "run", int, allowed=[r["id"] for r in listed])
     chosen = st.selectbox("Run to inspect", [r["id"] for r in listed], key="runs-inspect",
                           format_func=lambda i: next(f"run {r['id']}: {r['name']} ({r['status']})"
                                                      for r in listed if r["id"] == i))
     run = next(r for r in listed if r["id"] == chosen)
+    links.record(run=chosen)
     st.markdown("Reproduce it from the command line (the copy button is at the code's top right):")
     st.code(run["command"] or "(not recorded for this run)", language="bash", wrap_lines=True)
     if run["command"].startswith("python -m core.train"):
@@ -346,3 +356,4 @@ else:
     st.download_button("Per-epoch history (CSV)", history_csv(run), file_name=f"run-{run['id']}-history.csv",
                        mime="text/csv", on_click="ignore", icon=":material/download:", key="runs-csv",
                        disabled=not run["epochs"])
+    links.share_link()

@@ -105,3 +105,16 @@ def test_a_colorize_link_restores_working_size_and_colour_hints(tmp_path: Path, 
     assert f"hints={placed.replace(',', '%2C').replace(';', '%3B')}" in link_text(app)
     next(b for b in app.button if b.label == "Clear").click().run()
     assert "hints=" not in link_text(app)  # cleared hints leave the address, and stay cleared
+
+
+def test_a_train_link_restores_the_task_and_the_runs_shown(tmp_path: Path, monkeypatch) -> None:
+    app = linked(tmp_path / "home", "pages/train.py", monkeypatch, task="your images", runs="denoising")
+    assert by_label(app.selectbox, "Task").value == "your images"
+    assert by_label(app.selectbox, "Show runs of").value == "denoising"
+    assert app.query_params["task"] in ("your images", ["your images"])
+
+
+def test_per_batch_losses_download_as_csv() -> None:
+    from core.train.runs import batch_csv
+
+    assert batch_csv([(1, 2.5), (2, 2.25)]) == "step,train_loss\n1,2.5\n2,2.25\n"

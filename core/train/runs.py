@@ -136,6 +136,15 @@ def history_csv(run: dict[str, Any]) -> str:
     return buffer.getvalue()
 
 
+def batch_csv(batch_losses: list) -> str:
+    """The per-batch training losses a live run recorded, as CSV (step, loss); long runs keep every 2^k-th."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["step", "train_loss"])
+    writer.writerows((int(step), float(loss)) for step, loss in batch_losses)
+    return buffer.getvalue()
+
+
 def _alive(host: str, pid: int) -> bool:
     if host != socket.gethostname():
         return True  # another machine's process: we cannot tell, so trust the record

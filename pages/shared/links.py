@@ -50,7 +50,8 @@ def record(**values: Any) -> None:
 
 def share_link(upload: bool = False) -> None:
     """A "Copy link" popover with this view's address; with an uploaded image, the note that it stays here."""
-    address = f"{st.context.url}?{urlencode(st.query_params.to_dict())}" if st.query_params else st.context.url
+    base = st.context.url or ""  # None where no browser asked (a script run without one)
+    address = f"{base}?{urlencode(st.query_params.to_dict())}" if st.query_params else base
     with st.popover("Copy link", icon=":material/link:"):
         st.caption("This view's address: opening it in another browser shows the same settings and image.")
         st.code(address, language=None, wrap_lines=True)
