@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import re
 import subprocess
 import sys
@@ -31,22 +30,12 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from core import data
+from core import data, devices
 from core.train.config import own_images_preset
 from core.train.engine import config_to_argv
 
 CLASSES = (0, 1, 2, 3, 4)
 SEED = 2024
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def write_folder(root: Path, shots: int, seed: int = SEED) -> None:
@@ -89,8 +78,7 @@ def main(argv: list[str] | None = None) -> None:
     for item in args.set:
         key, value = item.split("=", 1)
         overrides[key] = json.loads(value)
-    torch.set_num_threads(torch.get_num_threads())
-    print(f"CPU: {cpu_model()}, {torch.get_num_threads()} threads; torch {torch.__version__}")
+    print(f"CPU: {devices.cpu_model()}; torch {torch.__version__}")
     rows, command = [], ""
     for shots in args.shots:
         for draw in range(args.runs):

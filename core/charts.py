@@ -23,6 +23,20 @@ def probability_bars(probabilities: np.ndarray, classes: list[str]) -> go.Figure
     return figure
 
 
+def probe_figure(accuracy: dict[str, float], chance: float) -> go.Figure:
+    """Linear-probe accuracy per block, input to output, with the chance level for reference."""
+    blocks = list(accuracy)
+    figure = go.Figure(go.Scatter(x=blocks, y=[accuracy[b] for b in blocks], mode="lines+markers+text",
+                                  text=[f"{accuracy[b]:.0%}" for b in blocks], textposition="top center",
+                                  line_color="#3b5bdb", name="linear probe"))
+    figure.add_hline(y=chance, line_dash="dot", line_color="#868e96", annotation_text="chance",
+                     annotation_position="bottom right")
+    figure.update_layout(height=300, margin=dict(l=10, r=10, t=20, b=10), showlegend=False,
+                         yaxis=dict(range=[0, 1.08], tickformat=".0%", title="test accuracy"),
+                         xaxis=dict(title="block (input side first)"))
+    return figure
+
+
 def confusion_figure(matrix: np.ndarray, classes: list[str]) -> go.Figure:
     """A confusion matrix drawn as square markers, one per cell, so a click selects a cell.
 

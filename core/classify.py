@@ -12,7 +12,7 @@ from PIL import Image, ImageOps
 from torch import nn
 
 from core import data, models
-from core.images import to_tensor
+from core.images import colour_lut, to_tensor
 
 # Views averaged by test-time augmentation: (flip, dy, dx). The untranslated pair
 # carries half the weight, the four 1-pixel shifts the other half (as in airbench).
@@ -140,9 +140,7 @@ def saliency(model: nn.Module, image: Image.Image, target: int, layer: nn.Module
 def overlay(image: Image.Image, heat: np.ndarray, size: int = 256, alpha: float = 0.5,
             fmt: InputFormat | None = None) -> Image.Image:
     """``heat`` (values in [0, 1]) coloured and blended over what the model saw of ``image``, both at ``size``."""
-    from plotly.colors import sample_colorscale, unlabel_rgb
-
-    lut = np.array([unlabel_rgb(c) for c in sample_colorscale("Turbo", np.linspace(0, 1, 256))], dtype=np.float32)
+    lut = colour_lut("Turbo")
     seen = model_input(image, fmt).convert("RGB")  # a grey view still gets a coloured heat map
     base = np.asarray(seen.resize((size, size), Image.Resampling.NEAREST), dtype=np.float32)
     heat_image = Image.fromarray((heat * 255).astype(np.uint8))

@@ -97,6 +97,13 @@ def _high_depth_to_l(image: Image.Image) -> Image.Image:
     return Image.fromarray((array * 255.0 + 0.5).astype(np.uint8), mode="L")
 
 
+def colour_lut(scale: str = "Turbo") -> np.ndarray:
+    """A plotly colour scale as a 256 x 3 lookup table (float32, 0-255): index it with 8-bit values."""
+    from plotly.colors import sample_colorscale, unlabel_rgb
+
+    return np.array([unlabel_rgb(c) for c in sample_colorscale(scale, np.linspace(0, 1, 256))], dtype=np.float32)
+
+
 def is_grayscale(image: Image.Image, tolerance: int = 2) -> bool:
     """True when every pixel's R, G and B agree within ``tolerance``."""
     array = np.asarray(image.convert("RGB"), dtype=np.int16)

@@ -7,8 +7,8 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from core import checkpoints, classify, data, images
-from core.charts import confusion_figure, probability_bars
+from core import checkpoints, classify, data, images, inside
+from core.charts import confusion_figure, probability_bars, probe_figure
 from pages import ensure_routed
 from pages.shared import explain_model, image_input, links, model_of, pick_checkpoint, test_set
 
@@ -67,8 +67,55 @@ with right:
     st.plotly_chart(probability_bars(probabilities, classes), key="classify-bars", config={"displaylogo": False})
     st.caption(f"Prediction and saliency map in {elapsed * 1000:.0f} ms on this server's CPU.")
 
+@st.cache_data(show_spinner="Fitting a linear probe per block (2,000 training and 2,000 test images)...",
+               max_entries=8)
+def measured_probes(path: str, modified: float, dataset: str) -> dict[str, float]:
+    train, test = data.load_dataset(dataset, "train"), test_set(dataset)
+    return inside.probe_accuracies(model, train.images[:2000], train.labels[:2000], test.images[:2000],
+                                   test.labels[:2000])
+
+
+def inside_view(model, meta: dict, image, fmt: classify.InputFormat, classes: list[str]) -> None:
+    """Activation maps per block (channels ranked by mean activation, all reachable), the first layer's
+    filters, the shape block by block, and how well each block's features already separate the classes."""
+    views = inside.activations(model, image, fmt)
+    shapes, filters = st.columns([1, 1.4])
+    shapes.dataframe(inside.shape_table(model, views, fmt), hide_index=True)
+    filters.image(inside.filters_image(inside.first_filters(model)),
+                  caption="The first layer's filters, each stretched to its own range: what it looks for first")
+    probes = meta.get("probes", {}).get("accuracy")
+    if probes:
+        st.plotly_chart(probe_figure(probes, 1 / len(classes)), key="classify-probes", config={"displaylogo": False})
+        st.caption(f"A linear classifier on each block's features averaged over space, fitted on "
+                   f"{meta['probes']['train_images']:,} training images, scored on {meta['probes']['test_images']:,} "
+                   f"test images (`{meta['probes']['measured_by']}`).")
+    elif meta["dataset"] in data.DATASETS and st.button("Measure which classes each block separates (linear probes)",
+                                                        key="classify-probe"):
+        try:
+            probes = measured_probes(meta["path"], os.path.getmtime(meta["path"]), meta["dataset"])
+            st.plotly_chart(probe_figure(probes, 1 / len(classes)), key="classify-probes",
+                            config={"displaylogo": False})
+        except data.DatasetNotFoundError as error:
+            st.warning(str(error))
+    for index, view in enumerate(views):
+        channels, height, width = view.shape
+        st.markdown(f"**{view.name}** ({view.kind}): {channels} channels of {height} x {width}")
+        start = st.slider("From channel rank", 0, (channels - 1) // 16 * 16, 0, 16, key=f"classify-rank-{index}",
+                          help="Channels ranked by their mean activation on this image; 16 shown at a time.") \
+            if channels > 16 else 0
+        st.image(inside.maps_image(view, start), caption=f"Channels ranked {start + 1} to "
+                 f"{min(start + 16, channels)} of {channels} by mean activation (brighter: stronger)")
+
+
 with st.expander("How this model works"):
     explain_model(model, meta, meta["arch_args"].get("in_channels", 3))
+
+links.restore("classify-inside", "inside", links.flag)
+if st.toggle("Inside the network: what every block makes of this image", key="classify-inside"):
+    links.record(inside=True)
+    inside_view(model, meta, chosen.image, fmt, classes)
+else:
+    links.record(inside=None)
 
 st.subheader("Test-set view")
 if meta["dataset"] not in data.DATASETS:

@@ -119,12 +119,13 @@ def open_page(page, app_url: str, path: str = "") -> None:
     wait_until_idle(page)
 
 
-def choose(page, label: str, option: str) -> None:
-    """Pick ``option`` in the selectbox labelled exactly ``label``."""
+def choose(page, label: str, option: str, prefix: bool = False) -> None:
+    """Pick ``option`` (with ``prefix``: the option starting so) in the selectbox labelled exactly ``label``."""
     wait_until_idle(page)  # a rerun still under way would close the list as it opens
     label_only = page.locator("label").filter(has_text=re.compile(f"^{re.escape(label)}$"))
     box = page.locator('[data-testid="stSelectbox"]').filter(has=label_only).first
-    listed = page.get_by_role("option", name=option, exact=True)
+    listed = page.get_by_role("option", name=re.compile("^" + re.escape(option))).first if prefix \
+        else page.get_by_role("option", name=option, exact=True)
     # After a drag inside a component's iframe the first click only moves focus back to the page.
     for _ in range(3):
         box.get_by_role("combobox").click()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from tests.e2e.conftest import ARTIFACTS, open_page, screenshot, wait_until_idle
+from tests.e2e.conftest import ARTIFACTS, choose, open_page, screenshot, wait_until_idle
 
 
 def main_text(page) -> str:
@@ -78,3 +78,20 @@ def test_the_model_downloads_as_weights_sidecar_and_a_working_onnx_file(page, ap
     logits = session.run(None, {"images": np.random.default_rng(0).random((2, 3, 32, 32), dtype=np.float32)})[0]
     assert logits.shape == (2, 10) and np.isfinite(logits).all()
     assert "Traceback" not in main_text(page) and page.console_errors == []
+
+
+def test_inside_the_network_for_a_shipped_and_a_freshly_trained_checkpoint(page, app_url: str) -> None:
+    open_page(page, app_url, "classify")
+    page.get_by_text("Prediction:").first.wait_for()
+    page.get_by_text("Inside the network: what every block makes of this image").click()
+    page.get_by_text("The first layer's filters").first.wait_for(timeout=60_000)
+    wait_until_idle(page)
+    text = main_text(page)
+    assert "groups.2" in text and "256 channels of 3 x 3" in text  # the shipped fast net's last block
+    page.get_by_text("The first layer's filters").first.scroll_into_view_if_needed()
+    screenshot(page, "classify-inside")
+    choose(page, "Model", "tiny-a", prefix=True)
+    page.get_by_text("features.0").first.wait_for(timeout=60_000)
+    wait_until_idle(page)
+    assert "Traceback" not in main_text(page) and page.console_errors == []
+

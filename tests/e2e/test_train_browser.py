@@ -168,7 +168,7 @@ def test_your_images_train_a_classifier_that_answers_with_their_names_and_export
     name = re.search(r"Saved as (\S+?);", text).group(1)
 
     open_page(page, app_url, "classify")
-    choose(page, "Model", next(o for o in page_options(page, "Model") if o.startswith(name)))
+    choose(page, "Model", name, prefix=True)
     page.get_by_text("Upload", exact=True).first.click()
     (tmp_path / "query-red.png").write_bytes(picture((220, 30, 30), (64, 64), 7))
     page.locator('[data-testid="stFileUploader"] input[type="file"]').set_input_files(str(tmp_path / "query-red.png"))
@@ -187,12 +187,3 @@ def test_your_images_train_a_classifier_that_answers_with_their_names_and_export
     assert logits.shape == (2, 2)  # its own two classes
     assert page.console_errors == []
 
-
-def page_options(page, label: str) -> list[str]:
-    """The options of the selectbox labelled ``label``, read by opening it."""
-    label_only = page.locator("label").filter(has_text=re.compile(f"^{re.escape(label)}$"))
-    box = page.locator('[data-testid="stSelectbox"]').filter(has=label_only).first
-    box.get_by_role("combobox").click()
-    options = page.get_by_role("option").all_inner_texts()
-    page.keyboard.press("Escape")
-    return options
