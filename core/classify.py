@@ -96,6 +96,12 @@ def probabilities(model: nn.Module, image: Image.Image, tta: bool = False,
     return torch.softmax(logits.float(), dim=1)[0].numpy()
 
 
+def top_classes(probabilities: np.ndarray, classes: list[str], count: int = 3) -> list[tuple[str, float]]:
+    """The ``count`` most probable classes, most probable first, with their probabilities."""
+    order = np.argsort(probabilities)[::-1][:count]
+    return [(classes[i], float(probabilities[i])) for i in order]
+
+
 _SALIENCY_LAYERS: weakref.WeakKeyDictionary[nn.Module, str] = weakref.WeakKeyDictionary()
 
 

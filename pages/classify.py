@@ -6,6 +6,7 @@ import time
 import numpy as np
 import pandas as pd
 import streamlit as st
+from PIL import Image
 
 from core import checkpoints, classify, data, images, inside
 from core.charts import confusion_figure, probability_bars, probe_figure
@@ -164,4 +165,22 @@ if st.toggle("Show accuracy, confusion matrix and mistakes on the full test set"
         grid = st.columns(8)
         for position, index in enumerate(shown):
             picture = testset.images[index].permute(1, 2, 0).squeeze(-1).numpy()
-            grid[position % 8].image(picture, caption=f"#{index}", width="stretch")
+            grid[position % 8].image(picture, width="stretch")
+            grid[position % 8].button(f"#{index}", key=f"classify-explain-{index}", type="tertiary",
+                                      help="Why? Its top 3 classes and where the model looked",
+                                      on_click=st.session_state.__setitem__, args=("classify-explain", int(index)))
+        explained = st.session_state.get("classify-explain")
+        if explained in shown:
+            mistake = images.to_rgb(Image.fromarray(testset.images[explained].permute(1, 2, 0).squeeze(-1).numpy()))
+            probabilities = classify.probabilities(model, mistake, fmt=fmt)
+            top = classify.top_classes(probabilities, classes, 3)
+            st.markdown(f"**Test image #{explained}**, a {classes[int(testset.labels[explained])]}: "
+                        + ", ".join(f"{name} {p:.1%}" for name, p in top))
+            seen_column, heat_column, bars_column = st.columns([1, 1, 2])
+            seen_column.image(images.enlarged(classify.model_input(mistake, fmt)), caption="What the model sees",
+                              width="stretch")
+            heat = classify.saliency(model, mistake, classes.index(top[0][0]), fmt=fmt)
+            heat_column.image(classify.overlay(mistake, heat, fmt=fmt), width="stretch",
+                              caption=f"Grad-CAM: where it looked for \"{top[0][0]}\"")
+            bars_column.plotly_chart(probability_bars(np.array([p for _, p in top]), [n for n, _ in top]),
+                                     key="classify-explain-bars", config={"displaylogo": False})

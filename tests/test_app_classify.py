@@ -75,6 +75,14 @@ def test_test_set_view_matches_the_model(app: AppTest, home_with_models: Path) -
     assert metrics["Test accuracy"] == f"{expected:.2%}"
     assert metrics["Recorded in the checkpoint"] == f"{meta['metrics']['test_accuracy']:.2%}"
     assert any("images predicted as" in m.value or "correctly classified" in m.value for m in app.markdown)
+    # A mistake, explained: its top 3 classes and its Grad-CAM.
+    first = next(b for b in app.button if b.key and b.key.startswith("classify-explain-"))
+    index = int(first.key.rsplit("-", 1)[1])
+    first.click().run()
+    assert not app.exception, [e.value for e in app.exception]
+    explained = next(m.value for m in app.markdown if m.value.startswith(f"**Test image #{index}**"))
+    assert explained.count("%") == 3
+    assert len(app.get("plotly_chart")) == 3  # the image's bars, the confusion matrix, the mistake's top 3
 
 
 def test_no_checkpoint_explains_what_to_do(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, data_root: Path) -> None:

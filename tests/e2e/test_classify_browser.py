@@ -51,6 +51,19 @@ def test_upload_switch_models_and_test_set_view(page, app_url: str) -> None:
     text = main_text(page)
     assert "Traceback" not in text and page.console_errors == []
     screenshot(page, "classify-test-set")
+    # Click a mistake: its top 3 classes and its Grad-CAM. A fresh view (through a link) opens on the largest
+    # off-diagonal cell, which has images whatever the tiny model learned.
+    open_page(page, app_url, "classify?model=tiny-b&testset=1")
+    page.get_by_text(re.compile(r"[1-9]\d* \w+ images predicted as")).first.wait_for(timeout=120_000)
+    wait_until_idle(page)
+    mistake = page.locator('[data-testid="stMainBlockContainer"]').get_by_role("button", name=re.compile(r"^#\d+$"))
+    number = mistake.first.inner_text().strip()
+    mistake.first.click()
+    page.get_by_text(f"Test image {number}, a ").first.wait_for(timeout=60_000)
+    wait_until_idle(page)
+    assert "Grad-CAM: where it looked for" in main_text(page) and page.console_errors == []
+    page.get_by_text(f"Test image {number}").first.scroll_into_view_if_needed()
+    screenshot(page, "classify-mistake-explained")
 
 
 def test_the_model_downloads_as_weights_sidecar_and_a_working_onnx_file(page, app_url: str) -> None:
