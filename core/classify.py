@@ -102,6 +102,19 @@ def top_classes(probabilities: np.ndarray, classes: list[str], count: int = 3) -
     return [(classes[i], float(probabilities[i])) for i in order]
 
 
+def verdicts(model: nn.Module, pictures: list[torch.Tensor], classes: list[str],
+             fmt: InputFormat | None = None) -> list[tuple[str, float]]:
+    """The most probable class and its probability for each picture (C x H x W floats in [0, 1])."""
+    from core.images import to_pil
+
+    found = []
+    for picture in pictures:
+        probabilities_ = probabilities(model, to_pil(picture).convert("RGB"), fmt=fmt)
+        best = int(np.argmax(probabilities_))
+        found.append((classes[best], float(probabilities_[best])))
+    return found
+
+
 _SALIENCY_LAYERS: weakref.WeakKeyDictionary[nn.Module, str] = weakref.WeakKeyDictionary()
 
 

@@ -7,7 +7,7 @@ import pandas as pd
 import streamlit as st
 import torch
 
-from core import checkpoints, data, denoise, images, memo, noise
+from core import checkpoints, classify, data, denoise, images, memo, noise
 from pages import ensure_routed
 from pages.shared import checkpoint_label, comparison, download_name, explain_model, image_input, links, model_of
 
@@ -212,6 +212,15 @@ else:
     numbers[2].metric("Denoised PSNR", f"{result.psnr:.2f} dB", delta=f"{result.psnr - noisy_psnr:+.2f} dB")
     numbers[3].metric("Denoised SSIM", f"{result.ssim:.3f}", delta=f"{result.ssim - noisy_ssim:+.3f}")
     numbers[4].metric("Time", f"{result.seconds * 1000:.0f} ms")
+    seen_as = dataset if chosen.source == "test set" else "cifar10"  # photos are judged as CIFAR-10 images
+    judges = [m for m in checkpoints.list_checkpoints("classification") if m["dataset"] == seen_as]
+    judge = next(iter(checkpoints.best_first(judges)), None)
+    if judge is not None:  # does denoising give recognition back?
+        classifier, judge = model_of(judge)
+        said = classify.verdicts(classifier, [clean, noisy, result.image], checkpoints.class_names(judge),
+                                 classify.InputFormat.of(judge))
+        for column, (name, probability), what in zip(columns, said, ("clean", "noisy", "denoised"), strict=True):
+            column.markdown(f"{judge['name']} on the {what} image: **{name}** {probability:.0%}")
 
 st.caption("Before / after: drag across the image to compare the noisy input (left) with the result (right).")
 comparison(shown(noisy), shown(result.image), "noisy", "denoised")

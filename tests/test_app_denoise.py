@@ -158,3 +158,20 @@ def test_the_default_denoiser_follows_the_kind_of_noise(home_with_two_kinds: Pat
     assert chosen() == "median"
     widget(app.selectbox, "Noise").set_value("salt_pepper").run()
     assert "tiny-impulse" in chosen()
+
+
+def test_the_best_classifier_says_what_it_sees_in_the_clean_noisy_and_denoised_image(
+        tmp_path: Path, data_root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from core import checkpoints, classify, data
+    from tests.factories import tiny_classifier
+
+    home = tmp_path / "home"
+    tiny_denoiser(home / "checkpoints", "tiny-unet")
+    tiny_classifier(home / "checkpoints", "tiny-judge")
+    app = open_page(home, "pages/denoise.py", monkeypatch)
+    said = [m.value for m in app.markdown if m.value.startswith("tiny-judge on the ")]
+    assert [s.split(" image:")[0] for s in said] == [f"tiny-judge on the {w}" for w in ("clean", "noisy", "denoised")]
+    model, meta = checkpoints.load(home / "checkpoints" / "tiny-judge.safetensors")
+    clean = data.load_dataset("cifar10", "test").images[0].float().div(255)
+    (name, probability), = classify.verdicts(model, [clean], checkpoints.class_names(meta))
+    assert said[0].endswith(f"**{name}** {probability:.0%}")
