@@ -37,6 +37,21 @@ def probe_figure(accuracy: dict[str, float], chance: float) -> go.Figure:
     return figure
 
 
+def robustness_figure(points: list[dict[str, Any]], level_title: str) -> go.Figure:
+    """Accuracy against noise strength: on the noisy images, and after the denoiser named in each point."""
+    levels = [p["level"] for p in points]
+    figure = go.Figure([
+        go.Scatter(x=levels, y=[p["noisy"] for p in points], mode="lines+markers", name="noisy",
+                   line_color="#e8590c"),
+        go.Scatter(x=levels, y=[p["denoised"] for p in points], mode="lines+markers", line_dash="dash",
+                   name=f"denoised ({points[-1]['denoiser']})", line_color="#3b5bdb"),
+    ])
+    figure.update_layout(height=320, margin=dict(l=10, r=10, t=20, b=10), legend=dict(orientation="h", y=1.12),
+                         yaxis=dict(range=[0, 1.02], tickformat=".0%", title="test accuracy"),
+                         xaxis=dict(title=level_title))
+    return figure
+
+
 def confusion_figure(matrix: np.ndarray, classes: list[str]) -> go.Figure:
     """A confusion matrix drawn as square markers, one per cell, so a click selects a cell.
 

@@ -30,6 +30,11 @@ TITLES = {  # how the pages name each kind and mix
     "impulse": "Impulse mix: both salt-and-pepper kinds",
 }
 
+LEVEL_TITLES = {  # what a kind's strength means, for chart axes
+    "gaussian": "σ (0-255 scale)", "salt_pepper": "share of pixels hit", "salt_pepper_channels": "share of values hit",
+    "poisson": "photons at white (fewer: noisier)", "speckle": "relative σ",
+}
+
 # Training on a mix: every image draws one of the mix's kinds, then a level uniformly from its range.
 # "blind" covers what a visitor's photo may carry; "impulse" both salt-and-pepper conventions.
 BLIND = "blind"

@@ -8,8 +8,8 @@ import pandas as pd
 import streamlit as st
 from PIL import Image
 
-from core import checkpoints, classify, data, images, inside
-from core.charts import confusion_figure, probability_bars, probe_figure
+from core import checkpoints, classify, data, images, inside, noise
+from core.charts import confusion_figure, probability_bars, probe_figure, robustness_figure
 from pages import ensure_routed
 from pages.shared import explain_model, image_input, links, model_of, pick_checkpoint, test_set
 
@@ -117,6 +117,17 @@ if st.toggle("Inside the network: what every block makes of this image", key="cl
     inside_view(model, meta, chosen.image, fmt, classes)
 else:
     links.record(inside=None)
+
+robustness = meta.get("robustness")
+if robustness:
+    with st.expander("Noise versus recognition: its accuracy as noise grows, and with a denoiser in front"):
+        kinds = list(robustness["curves"])
+        kind = st.segmented_control("Noise", kinds, default=kinds[0], format_func=noise.TITLES.get, required=True,
+                                    key="classify-robustness-kind")
+        st.plotly_chart(robustness_figure(robustness["curves"][kind], noise.LEVEL_TITLES[kind]),
+                        key="classify-robustness", config={"displaylogo": False})
+        st.caption(f"{robustness['images']:,} CIFAR-10 test images, noise seed {robustness['noise_seed']}; the "
+                   f"denoiser is the one the Denoise page opens on for that noise (`{robustness['measured_by']}`).")
 
 st.subheader("Test-set view")
 if meta["dataset"] not in data.DATASETS:
