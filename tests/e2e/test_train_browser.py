@@ -172,12 +172,20 @@ def test_your_images_train_a_classifier_that_answers_with_their_names_and_export
     page.get_by_text("Upload", exact=True).first.click()
     (tmp_path / "query-red.png").write_bytes(picture((220, 30, 30), (64, 64), 7))
     page.locator('[data-testid="stFileUploader"] input[type="file"]').set_input_files(str(tmp_path / "query-red.png"))
-    page.get_by_text("Prediction:").first.wait_for()
+    # Wait for the upload's own prediction: the sample photo's was on the page before, and the rerun that
+    # takes the upload shows "Choose an image file" for a moment.
+    page.wait_for_function(
+        "() => { const t = document.querySelector('[data-testid=\"stMainBlockContainer\"]').innerText;"
+        " return /Prediction: (red|blue),/.test(t) && t.includes('query-red.png') && !t.includes('Choose an image')"
+        " && t.includes('Trained on your images (blue, red)'); }",
+        timeout=60_000)
     wait_until_idle(page)
     text = main_text(page)
     assert re.search(r"Prediction: (red|blue),", text) and "Trained on your images (blue, red)" in text
     screenshot(page, "classify-your-images")
     page.get_by_text("How this model works").first.click()
+    page.get_by_text("ONNX: input 'images'").first.wait_for()
+    wait_until_idle(page)
     with page.expect_download(timeout=120_000) as onnx:
         page.get_by_role("button", name=re.compile("ONNX export")).click()
     target = tmp_path / onnx.value.suggested_filename
