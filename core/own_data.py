@@ -77,7 +77,7 @@ def _class_dirs(folder: Path) -> list[Path]:
 
 
 def read_image_folder(folder: str | os.PathLike[str], fmt: InputFormat | None = None,
-                      classes: Sequence[str] | None = None, max_files: int | None = None) -> FolderSplit:
+                      classes: Sequence[str] | None = None) -> FolderSplit:
     """Decode every image under ``folder/<class>/`` to ``fmt`` (centre-cropped square, resized).
 
     ``classes`` fixes the class order (a test split must use the training split's); by default the
@@ -93,8 +93,6 @@ def read_image_folder(folder: str | os.PathLike[str], fmt: InputFormat | None = 
                            f"images); it has {len(names)}.")
     files = [(label, path) for label, name in enumerate(names) if name in found
              for path in sorted(found[name].rglob("*")) if path.is_file() and not path.name.startswith(".")]
-    if max_files is not None and len(files) > max_files:
-        raise OwnDataError(f"{folder} holds {len(files):,} files; at most {max_files:,} can be trained on here.")
     decoded, labels, skipped = [], [], []
     for label, path in files:
         where = f"{names[label]}/{path.relative_to(found[names[label]])}"
