@@ -37,8 +37,9 @@ def probe_figure(accuracy: dict[str, float], chance: float) -> go.Figure:
     return figure
 
 
-def robustness_figure(points: list[dict[str, Any]], level_title: str) -> go.Figure:
-    """Accuracy against noise strength: on the noisy images, and after the denoiser named in each point."""
+def robustness_figure(points: list[dict[str, Any]], level_title: str, current: float | None = None) -> go.Figure:
+    """Accuracy against noise strength: on the noisy images, and after the denoiser named in each point;
+    ``current`` marks the strength of the noise put on the image on screen."""
     levels = [p["level"] for p in points]
     figure = go.Figure([
         go.Scatter(x=levels, y=[p["noisy"] for p in points], mode="lines+markers", name="noisy",
@@ -49,6 +50,9 @@ def robustness_figure(points: list[dict[str, Any]], level_title: str) -> go.Figu
     figure.update_layout(height=320, margin=dict(l=10, r=10, t=20, b=10), legend=dict(orientation="h", y=1.12),
                          yaxis=dict(range=[0, 1.02], tickformat=".0%", title="test accuracy"),
                          xaxis=dict(title=level_title))
+    if current is not None:
+        figure.add_vline(x=current, line_dash="dot", line_color="#495057", annotation_text="this image",
+                         annotation_position="top")
     return figure
 
 

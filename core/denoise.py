@@ -277,3 +277,15 @@ def make_noisy(clean: torch.Tensor, spec: NoiseSpec, seed: int) -> torch.Tensor:
     """``clean`` (C x H x W) with ``spec``'s noise drawn from ``seed``: the same seed, the same noise."""
     return add_noise(clean[None], spec, torch.Generator().manual_seed(seed))[0]
 
+
+
+def noisy_and_restored(clean: torch.Tensor, spec: NoiseSpec, model: nn.Module | None,
+                       seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """``clean`` (C x H x W) with ``spec``'s noise, and that after ``model`` (None: the median filter):
+    for one image, what the noise-versus-recognition curves measure over a test set."""
+    noisy = make_noisy(clean, spec, seed)
+    if model is None:
+        restored = denoise_one("median", noisy)
+    else:
+        restored = denoise_one("model", noisy, model=model, title="model")
+    return noisy, restored.image.clamp(0, 1)

@@ -8,7 +8,7 @@ import pandas as pd
 import streamlit as st
 from PIL import Image
 
-from core import checkpoints, classify, data, images, inside, noise
+from core import checkpoints, classify, data, denoise, images, inside, noise
 from core.charts import confusion_figure, probability_bars, probe_figure, robustness_figure
 from pages import ensure_routed
 from pages.shared import explain_model, image_input, links, model_of, pick_checkpoint, test_set
@@ -118,14 +118,37 @@ if st.toggle("Inside the network: what every block makes of this image", key="cl
 else:
     links.record(inside=None)
 
+
+
+def noise_trial(image, spec: noise.NoiseSpec, denoiser_name: str) -> None:
+    """The image with the curves' noise and after their denoiser, and what this model says of each."""
+    by_name = {m["name"]: m for m in checkpoints.list_checkpoints("denoising")}
+    denoiser = model_of(by_name[denoiser_name])[0] if denoiser_name in by_name else None  # else the median filter
+    clean = images.to_tensor(classify.model_input(image, fmt))[0]
+    noisy, restored = denoise.noisy_and_restored(clean, spec, denoiser)
+    said = classify.verdicts(model, [clean, noisy, restored], classes, fmt)
+    for column, picture, (name, probability), what in zip(
+            st.columns(3), (clean, noisy, restored), said,
+            ("as it is", spec.label(), f"denoised by {denoiser_name}"), strict=True):
+        column.image(images.enlarged(images.to_pil(picture), 128), width=128)
+        column.markdown(f"{what}: **{name}** {probability:.0%}")
+
+
 robustness = meta.get("robustness")
 if robustness:
     with st.expander("Noise versus recognition: its accuracy as noise grows, and with a denoiser in front"):
         kinds = list(robustness["curves"])
         kind = st.segmented_control("Noise", kinds, default=kinds[0], format_func=noise.TITLES.get, required=True,
                                     key="classify-robustness-kind")
-        st.plotly_chart(robustness_figure(robustness["curves"][kind], noise.LEVEL_TITLES[kind]),
+        points = robustness["curves"][kind]
+        level = st.select_slider("Put this noise on the image", [None, *(p["level"] for p in points)], None,
+                                 format_func=lambda v: "none" if v is None else f"{v:g}", key=f"classify-noise-{kind}",
+                                 help="At the model's input size, as the curves were measured; then the "
+                                      "curves' denoiser cleans it.")
+        st.plotly_chart(robustness_figure(points, noise.LEVEL_TITLES[kind], level),
                         key="classify-robustness", config={"displaylogo": False})
+        if level is not None:
+            noise_trial(chosen.image, noise.NoiseSpec(kind, level), points[-1]["denoiser"])
         st.caption(f"{robustness['images']:,} CIFAR-10 test images, noise seed {robustness['noise_seed']}; the "
                    f"denoiser is the one the Denoise page opens on for that noise (`{robustness['measured_by']}`).")
 

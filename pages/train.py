@@ -7,10 +7,11 @@ from datetime import datetime
 import pandas as pd
 import streamlit as st
 
-from core import checkpoints, classify, data, models, noise, own_data
+from core import checkpoints, classify, data, images, models, noise, own_data
 from core.charts import format_duration, headline_metric, training_figure
 from core.own_data import MAX_CLASSES, MIN_CLASSES, MIN_PER_CLASS
 from core.train import ConfigError, TrainConfig
+from core.train import panel as watched
 from core.train.config import (
     LOSSES,
     MUON_ARCHS,
@@ -266,6 +267,36 @@ def curves_chart(snap: dict | None, overlays: list[dict]) -> None:
     st.plotly_chart(training_figure(snap, overlays, smoothing), key="live-chart", config={"displaylogo": False})
 
 
+def prediction_panel(panel: dict | None, epochs: list[dict], key: str, live: bool) -> None:
+    """The watched validation images with the model's guesses: the latest epoch's during a run, any epoch after."""
+    if not panel:
+        return
+    predicted = [e for e in epochs if e.get("panel")]
+    st.markdown("**Watching it learn**: the same validation images after every epoch, with the model's guess "
+                "and its probability.")
+    if not predicted:
+        st.caption("The first guesses appear when the first epoch ends.")
+        shown = None
+    elif live or len(predicted) == 1:
+        shown = predicted[-1]
+    else:
+        epoch = st.select_slider("Replay the epochs", [e["epoch"] for e in predicted], predicted[-1]["epoch"],
+                                 key=key, help="The run keeps every epoch's guesses: drag to see them change.")
+        shown = next(e for e in predicted if e["epoch"] == epoch)
+    if shown is not None:
+        right = sum(1 for (guess, _), label in zip(shown["panel"], panel["labels"], strict=False) if guess == label)
+        st.caption(f"After epoch {shown['epoch']}: {right} of {len(panel['labels'])} right")
+    for column, row in zip(st.columns(len(panel["labels"])), watched.rows(panel, shown and shown["panel"]),
+                           strict=True):
+        column.image(images.enlarged(row["image"], 96), width=96)
+        if "predicted" in row:
+            colour = "green" if row["correct"] else "red"
+            column.markdown(f":{colour}[{row['predicted']} {row['probability']:.0%}]  \n"
+                            f":gray[true: {row['truth']}]")
+        else:
+            column.markdown(f":gray[true: {row['truth']}]")
+
+
 @st.fragment(run_every=1.0 if busy else None)
 def live_run() -> None:
     current = JOBS.current()
@@ -302,6 +333,7 @@ def live_run() -> None:
                 "who started it can stop it; it ends by itself within this server's limits.",
                 icon=":material/visibility:")
     curves_chart(snap, [r for r in overlay_runs() if r["id"] != snap["run_id"]])
+    prediction_panel(snap.get("panel"), snap["history"], "live-panel", live=snap["running"])
     if snap["batch_losses"] and not snap["running"]:
         st.download_button("Per-batch losses (CSV)", batch_csv(snap["batch_losses"]), icon=":material/download:",
                            file_name=f"run-{snap['run_id']}-batches.csv", mime="text/csv", on_click="ignore",
@@ -351,6 +383,9 @@ else:
         st.markdown("The same run on several GPUs of one machine (DistributedDataParallel; the batch size stays "
                     "the global one):")
         st.code(torchrun_form(run["command"], 2), language="bash", wrap_lines=True)
+    current = JOBS.current()
+    if current is None or current.snapshot()["run_id"] != run["id"]:  # the current run's panel is above
+        prediction_panel(run.get("panel"), run["epochs"], f"replay-{run['id']}", live=False)
     with st.expander("Its configuration (JSON)"):
         st.code(json.dumps(run["config"], indent=2, sort_keys=True), language="json")
     st.download_button("Per-epoch history (CSV)", history_csv(run), file_name=f"run-{run['id']}-history.csv",

@@ -64,6 +64,12 @@ def test_form_starts_a_run_that_finishes_and_is_listed_everywhere(app_home: Path
     markdown = " ".join(m.value for m in app.markdown)
     assert "**Finished**" in markdown and "test accuracy=" in markdown
     assert any("listed in the model selectors" in s.value for s in app.success)
+    # The watched validation images: the last epoch's guesses, and a slider that replays the first.
+    assert any("Watching it learn" in m.value for m in app.markdown)
+    assert len(app.get("image")) >= 8
+    assert any(c.value.startswith("After epoch 2:") for c in app.caption)
+    by_label(app.select_slider, "Replay the epochs").set_value(1).run()
+    assert any(c.value.startswith("After epoch 1:") for c in app.caption) and not app.exception
     history = app.dataframe[0].value
     assert history.iloc[0]["status"] == "finished" and history.iloc[0]["epochs"] == 2
     name = Path(snap["checkpoint"]).stem

@@ -68,7 +68,7 @@ class LiveFile(Callback):
             "status": "starting", "message": "Loading data...", "history": [], "batch_losses": [], "step": 0,
             "start_step": 0, "total_steps": 0, "epoch": 0, "device": "", "checkpoint": None, "test_metrics": {},
             "run_id": None, "loop_started": None, "images_seen": 0, "ended": None, "peak_rss_mb": None,
-            "pid": os.getpid(),
+            "pid": os.getpid(), "panel": None,
         }
         self._write()
 
@@ -86,7 +86,7 @@ class LiveFile(Callback):
             status="running", message="Training...", total_steps=trainer.total_steps, step=trainer.step,
             start_step=trainer.step, device=devices.describe(trainer.device), checkpoint=str(trainer.checkpoint_path),
             history=[asdict(r) for r in trainer.history], loop_started=time.time(),
-            run_id=self.recorder.run_id if self.recorder else None)
+            run_id=self.recorder.run_id if self.recorder else None, panel=getattr(trainer, "panel", None))
         self._write()
 
     def on_batch_end(self, trainer: Trainer, step: int, loss, batch_size: int) -> None:

@@ -31,6 +31,7 @@ from torch import nn
 from core import checkpoints, data, devices, models, own_data, paths
 from core.classify import InputFormat, predict_tta_and_plain
 from core.fileio import temp_path
+from core.train import panel
 from core.train.config import TrainConfig
 from core.train.optim import Muon
 from core.train.tasks import Task, make_task
@@ -56,6 +57,7 @@ class EpochRecord:
     seconds: float
     images_per_second: float
     lr: float
+    panel: list[list[float]] | None = None  # classification: [class, probability] for each panel image
 
 
 @dataclass
@@ -302,6 +304,11 @@ class Trainer:
             train_images, train_labels = train_images[: config.subset], train_labels[: config.subset]
         self.train_data = data.ImageDataset(full.name, "train", train_images, train_labels, full.classes, full.source)
         self.val_images, self.val_labels = val_images, val_labels
+        self.panel: dict[str, Any] | None = None  # the images whose predictions are shown after every epoch
+        if config.task == "classification" and len(val_labels):
+            chosen = panel.choose(val_labels)
+            self.panel_images = val_images[chosen]
+            self.panel = panel.describe(self.panel_images, val_labels[chosen], full.classes)
         per_rank_batch = max(config.batch_size // self.world_size, 1)
         augment = config.augment
         self.loader = data.TensorLoader(
@@ -467,8 +474,9 @@ class Trainer:
                 val_loss, val_metrics = evaluate(self.model, task, self.val_images, self.val_labels,
                                                  batch_size=max(config.batch_size, 256), device=self.device,
                                                  amp=self.amp, channels_last=config.channels_last)
+            predictions = panel.predict(self.model, self.panel_images, self.device) if self.panel else None
             record = EpochRecord(epoch + 1, train_loss / max(count, 1), task.finalize(sums, count), val_loss,
-                                 val_metrics, seconds, count / max(seconds, 1e-9), lr)
+                                 val_metrics, seconds, count / max(seconds, 1e-9), lr, predictions)
             self.history.append(record)
             if self.lookahead is not None and epoch + 1 == config.epochs:
                 self.lookahead.update(self.model, 1.0)  # finish on the slow weights

@@ -212,7 +212,7 @@ class Job:
             "elapsed": now - self.started, "eta": eta,
             "images_per_second": state.get("images_seen", 0) / loop_elapsed if loop_elapsed > 0 else 0.0,
             "running": running, "owner": self.owner, "pid": self.process.pid,
-            "peak_rss_mb": state.get("peak_rss_mb"),
+            "peak_rss_mb": state.get("peak_rss_mb"), "panel": state.get("panel"),
         }
 
 

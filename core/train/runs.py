@@ -39,7 +39,8 @@ CREATE TABLE IF NOT EXISTS runs (
     pid INTEGER NOT NULL,
     started REAL NOT NULL,
     ended REAL,
-    seconds REAL
+    seconds REAL,
+    panel TEXT
 );
 CREATE TABLE IF NOT EXISTS epochs (
     run_id INTEGER NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
@@ -51,9 +52,11 @@ CREATE TABLE IF NOT EXISTS epochs (
     seconds REAL NOT NULL,
     images_per_second REAL NOT NULL,
     lr REAL NOT NULL,
+    panel TEXT,
     PRIMARY KEY (run_id, epoch)
 );
 """
+ADDED_COLUMNS = {"runs": ("panel",), "epochs": ("panel",)}  # stores made before these columns get them
 
 
 class RunStore:
@@ -63,6 +66,11 @@ class RunStore:
         self.path = Path(path) if path else paths.app_home() / "runs.sqlite3"
         with closing(self._connect()) as connection, connection:
             connection.executescript(SCHEMA)
+            for table, columns in ADDED_COLUMNS.items():
+                present = {row["name"] for row in connection.execute(f"PRAGMA table_info({table})")}
+                for column in columns:
+                    if column not in present:
+                        connection.execute(f"ALTER TABLE {table} ADD COLUMN {column} TEXT")
 
     def _connect(self) -> sqlite3.Connection:
         connection = sqlite3.connect(self.path, timeout=30)
@@ -75,21 +83,24 @@ class RunStore:
         with closing(self._connect()) as connection, connection:  # commits, or rolls back on error
             return connection.execute(sql, params).lastrowid
 
-    def create(self, name: str, config: dict[str, Any], command: str, device: str, checkpoint: str | None) -> int:
+    def create(self, name: str, config: dict[str, Any], command: str, device: str, checkpoint: str | None,
+               panel: dict[str, Any] | None = None) -> int:
+        """A new running run; ``panel`` is the classifier's watched validation images (core.train.panel)."""
         return self._write(
             "INSERT INTO runs (name, task, arch, dataset, status, config, command, device, checkpoint, host, pid,"
-            " started) VALUES (?, ?, ?, ?, 'running', ?, ?, ?, ?, ?, ?, ?)",
+            " started, panel) VALUES (?, ?, ?, ?, 'running', ?, ?, ?, ?, ?, ?, ?, ?)",
             (name, config["task"], config["arch"], config["dataset"], json.dumps(config), command, device,
-             checkpoint, socket.gethostname(), os.getpid(), time.time()),
+             checkpoint, socket.gethostname(), os.getpid(), time.time(), json.dumps(panel) if panel else None),
         )
 
     def add_epoch(self, run_id: int, record: Any) -> None:
         values = asdict(record)
         self._write(
             "INSERT OR REPLACE INTO epochs (run_id, epoch, train_loss, val_loss, train_metrics, val_metrics, seconds,"
-            " images_per_second, lr) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " images_per_second, lr, panel) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (run_id, values["epoch"], values["train_loss"], values["val_loss"], json.dumps(values["train_metrics"]),
-             json.dumps(values["val_metrics"]), values["seconds"], values["images_per_second"], values["lr"]),
+             json.dumps(values["val_metrics"]), values["seconds"], values["images_per_second"], values["lr"],
+             json.dumps(values["panel"]) if values.get("panel") is not None else None),
         )
 
     def finish(self, run_id: int, status: str, message: str, test_metrics: dict[str, float],
@@ -107,9 +118,11 @@ class RunStore:
             for row in rows:
                 row["config"] = json.loads(row["config"])
                 row["test_metrics"] = json.loads(row["test_metrics"])
+                row["panel"] = json.loads(row["panel"]) if row["panel"] else None
                 row["epochs"] = [
                     {**dict(e), "train_metrics": json.loads(e["train_metrics"]),
-                     "val_metrics": json.loads(e["val_metrics"])}
+                     "val_metrics": json.loads(e["val_metrics"]),
+                     "panel": json.loads(e["panel"]) if e["panel"] else None}
                     for e in connection.execute("SELECT * FROM epochs WHERE run_id = ? ORDER BY epoch", (row["id"],))
                 ]
                 if row["status"] == "running" and not _alive(row["host"], row["pid"]):
@@ -169,7 +182,8 @@ class RunRecorder:
             from core import devices
 
             self.run_id = self.store.create(trainer.name, trainer.config.to_dict(), trainer.command,
-                                            devices.describe(trainer.device), str(trainer.checkpoint_path))
+                                            devices.describe(trainer.device), str(trainer.checkpoint_path),
+                                            getattr(trainer, "panel", None))
 
     def on_batch_end(self, trainer, step, loss, batch_size) -> None:
         pass

@@ -108,3 +108,21 @@ def test_inside_the_network_for_a_shipped_and_a_freshly_trained_checkpoint(page,
     wait_until_idle(page)
     assert "Traceback" not in main_text(page) and page.console_errors == []
 
+
+
+def test_noise_put_on_the_image_is_marked_on_the_recognition_curves(page, app_url: str) -> None:
+    open_page(page, app_url, "classify")
+    page.get_by_text("Prediction:").first.wait_for()
+    page.get_by_text("Noise versus recognition").first.click()
+    thumb = page.get_by_role("slider", name="Put this noise on the image")
+    thumb.scroll_into_view_if_needed()
+    thumb.focus()
+    for _ in range(4):  # none, 0, 10, 25, 50
+        thumb.press("ArrowRight")
+    page.get_by_text(re.compile(r"^denoised by .+: ")).first.wait_for(timeout=60_000)
+    wait_until_idle(page)
+    assert page.locator('[data-testid="stPlotlyChart"] .annotation-text').filter(has_text="this image").count() == 1
+    text = main_text(page)
+    assert "Gaussian σ=50: " in text and "Traceback" not in text and page.console_errors == []
+    page.get_by_text(re.compile(r"^denoised by .+: ")).first.scroll_into_view_if_needed()
+    screenshot(page, "classify-noise-point")

@@ -19,6 +19,11 @@ POINTS = """() => {
     return trace ? trace.x.length : 0;
 }"""
 
+AFTER_EPOCH = """() => {
+    const found = document.body.innerText.match(/After epoch (\\d+):/);
+    return found ? Number(found[1]) : 0;
+}"""
+
 
 def set_number(page, label: str, value: int) -> None:
     field = page.get_by_label(label, exact=True)
@@ -55,6 +60,11 @@ def test_start_watch_and_stop_a_run_only_its_owner_can_stop(page, browser, app_u
     first = page.evaluate(POINTS)
     page.wait_for_function(f"({POINTS})() > {first}", timeout=60_000)  # the live chart keeps gaining points
     assert "Running" in main_text(page)
+    # The watched validation images: their guesses are redrawn after every epoch.
+    page.wait_for_function(f"({AFTER_EPOCH})() >= 1", timeout=60_000)
+    seen = page.evaluate(AFTER_EPOCH)
+    page.wait_for_function(f"({AFTER_EPOCH})() > {seen}", timeout=60_000)
+    assert page.locator('[data-testid="stImage"]').count() >= 8
     screenshot(page, "train-running")
 
     # Another visitor (a second browser context: its own session) watches, read-only.
@@ -79,6 +89,9 @@ def test_start_watch_and_stop_a_run_only_its_owner_can_stop(page, browser, app_u
     assert "Stopped" in text and "Traceback" not in text
     # The message comes from the training process; the slot frees when the server has reaped it, a moment later.
     expect(page.get_by_role("button", name="Start training")).to_be_enabled(timeout=30_000)
+    page.get_by_text("Replay the epochs").first.wait_for(timeout=30_000)  # the ended run's guesses, epoch by epoch
+    page.get_by_text("Replay the epochs").first.scroll_into_view_if_needed()
+    screenshot(page, "train-replay")
     assert page.console_errors == []
     screenshot(page, "train-stopped")
 
