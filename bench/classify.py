@@ -21,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import torch
 
-from core import checkpoints, classify, data, devices, paths
+from core import checkpoints, classify, data, devices
 from core.images import sample_photo
 from core.train.config import TrainConfig
 from core.train.engine import evaluate
@@ -70,10 +70,9 @@ def main() -> None:
             "throughput_batch256": round(256 / (per_batch / 1000)),
         }
         rows.append((meta, measured, seconds))
-        shipped = Path(meta["path"]).parent == paths.SHIPPED_CHECKPOINTS
-        if args.write and shipped:
+        if args.write:
             command = "python bench/classify.py --write" + (f" --only {args.only}" if args.only else "")
-            checkpoints.update_metadata(meta["path"], metrics=measured, measured_by=command)
+            checkpoints.record_measurements({meta["path"]: measured}, command)
     print(f"Device: {devices.describe()}; all 10,000 CIFAR-10 test images.\n")
     print("| checkpoint | architecture | parameters | test accuracy | with TTA | CPU training time "
           "| latency, 1 image | with saliency | throughput (batch 256) |")

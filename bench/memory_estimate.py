@@ -20,8 +20,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from core import devices
-from core.train.config import TrainConfig, preset
-from core.train.engine import config_to_argv
+from core.train.config import TrainConfig, config_to_argv, preset
 from core.train.resources import estimate
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -31,8 +31,7 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from core import data, devices
-from core.train.config import own_images_preset
-from core.train.engine import config_to_argv
+from core.train.config import config_to_argv, own_images_preset
 
 CLASSES = (0, 1, 2, 3, 4)
 SEED = 2024

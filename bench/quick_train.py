@@ -29,8 +29,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from core import checkpoints, devices
-from core.train.config import AIRBENCH, ServerLimits, TrainConfig, preset
-from core.train.engine import config_to_command
+from core.train.config import AIRBENCH, ServerLimits, TrainConfig, config_to_command, preset
 
 ROOT = Path(__file__).resolve().parent.parent
 # Last round's Quick preset (9.7 minutes, 89.71% plain, 90.67% with TTA in its README), kept to time against.

@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -25,7 +24,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from core import data, models, noise, paths
+from core import data, models, paths
 from core.fileio import atomic_write_bytes, temp_path, write_synced
 
 REQUIRED_FIELDS = ("name", "task", "architecture", "arch_args", "dataset", "metrics",
@@ -68,11 +67,12 @@ def save(model: nn.Module, path: str | Path, meta: dict[str, Any]) -> dict[str, 
     """Write ``path``.safetensors and ``path``.json atomically; returns the full sidecar.
 
     ``meta`` must hold name, task, architecture, arch_args, dataset; metrics,
-    measured_by and recipe default to empty. num_params and created are filled in.
+    measured_by (metric -> the command that measured it) and recipe default to empty.
+    num_params and created are filled in.
     """
     weights_path = Path(path).with_suffix(".safetensors")
     weights_path.parent.mkdir(parents=True, exist_ok=True)
-    sidecar = {"metrics": {}, "measured_by": None, "recipe": {}, **meta}
+    sidecar = {"metrics": {}, "measured_by": {}, "recipe": {}, **meta}
     sidecar["num_params"] = count_parameters(model)
     sidecar.setdefault("created", datetime.now(UTC).isoformat(timespec="seconds"))
     missing = [name for name in REQUIRED_FIELDS if name not in sidecar]
@@ -105,21 +105,23 @@ def _json_default(value: Any) -> Any:
 
 
 def update_metadata(name_or_path: str | Path, **fields: Any) -> dict[str, Any]:
-    """Merge ``fields`` into a checkpoint's sidecar (atomically); ``metrics`` are merged key by key."""
+    """Merge ``fields`` into a checkpoint's sidecar (atomically); ``metrics`` and ``measured_by`` key by key."""
     weights = resolve(name_or_path)
     sidecar = weights.with_suffix(".json")
     meta = json.loads(sidecar.read_text())
     for key, value in fields.items():
-        meta[key] = {**meta.get(key, {}), **value} if key == "metrics" else value
+        merged = key in ("metrics", "measured_by") and isinstance(meta.get(key), dict)
+        meta[key] = {**meta[key], **value} if merged else value
     atomic_write_bytes(sidecar, json.dumps(meta, indent=2, sort_keys=True, default=_json_default).encode())
     return meta
 
 
 def record_measurements(measured: dict[str, dict[str, Any]], command: str) -> None:
-    """Store a benchmark's numbers (path -> metrics) in the sidecars of the shipped checkpoints among them."""
+    """Store a benchmark's numbers (path -> metrics) in the sidecars of the shipped checkpoints among them,
+    each metric with ``command``: a sidecar says which command measured every number it holds."""
     for path, metrics in measured.items():
         if Path(path).parent == paths.SHIPPED_CHECKPOINTS:
-            update_metadata(path, metrics=metrics, measured_by=command)
+            update_metadata(path, metrics=metrics, measured_by=dict.fromkeys(metrics, command))
 
 
 def is_plain_name(name: str) -> bool:
@@ -305,61 +307,3 @@ def best_first(metas: list[dict[str, Any]], prefer_dataset: str | None = None) -
         score = -float(value) if isinstance(value, (int, float)) and math.isfinite(value) else math.inf
         return prefer_dataset is not None and meta.get("dataset") != prefer_dataset, score
     return sorted(metas, key=rank)
-
-
-def summary_row(meta: dict[str, Any]) -> dict[str, Any]:
-    """One checkpoint as a flat row for tables: name, task, architecture, data, metrics, size."""
-    order = list(_METRIC_FORMATS)
-    keys = sorted(meta["metrics"], key=lambda k: (order.index(k) if k in order else len(order), k))
-    shown = [_format_metric(key, meta["metrics"][key]) for key in keys]
-    metrics = ", ".join(text for text in shown if text)
-    return {
-        "name": meta["name"],
-        "task": meta["task"],
-        "architecture": meta["architecture"],
-        "dataset": meta["dataset"],
-        "test metrics": metrics or "not measured",
-        "parameters": f"{meta['num_params'] / 1e6:.2f}M",
-        "shipped": Path(meta["path"]).parent == paths.SHIPPED_CHECKPOINTS,
-    }
-
-
-_METRIC_FORMATS = {  # sidecar key -> how a person reads it; keys mapped to None are left out of summaries
-    "test_accuracy": "accuracy {:.2%}",
-    "test_accuracy_tta": "with TTA {:.2%}",
-    "test_psnr": "PSNR {:.2f} dB",
-    "test_psnr_dataset": "PSNR (set) {:.2f} dB",
-    "latency_ms": "{:.1f} ms per image",
-    "latency_with_saliency_ms": None,
-    "test_colorfulness_share": "colourfulness {:.0%} of the originals'",
-    "test_ssim": None,
-    "test_ciede2000": None,
-    "test_colorfulness": None,
-    "test_classifier_accuracy": None,
-    "test_accuracy_recovered": None,
-    "ms_per_image": None,
-    "throughput_batch256": None,
-}
-
-
-# bench/denoise.py's per-setting keys, e.g. test_psnr_gaussian25 or test_ssim_salt_pepper0.07
-_PER_NOISE = re.compile(rf"^(?P<metric>test_psnr_dataset|test_psnr|test_ssim|ms_per_image)_"
-                        rf"(?P<kind>{'|'.join(noise.KINDS)})(?P<level>[0-9.]+)$")
-# bench/colorize.py --hints: test_psnr_dataset_hints10 (CIFAR-10), photos_psnr_dataset_hints20 (photos)
-_PER_HINTS = re.compile(r"^(?P<where>test|photos)_psnr_dataset_hints(?P<count>[0-9]+)$")
-
-
-def _format_metric(key: str, value: Any) -> str:
-    per_noise = _PER_NOISE.match(key)
-    if per_noise:  # a summary keeps the per-image PSNR of each setting; SSIM, set PSNR and timings are too fine
-        if per_noise["metric"] != "test_psnr":
-            return ""
-        return f"{noise.NoiseSpec(per_noise['kind'], float(per_noise['level'])).label()}: {value:.2f} dB"
-    per_hints = _PER_HINTS.match(key)
-    if per_hints:  # the headline already is the no-hint figure; one more row says what hints add
-        count = int(per_hints["count"])
-        return f"with {count} hints: {value:.2f} dB" if per_hints["where"] == "test" and count == 10 else ""
-    if key in _METRIC_FORMATS:
-        template = _METRIC_FORMATS[key]
-        return template.format(value) if template else ""
-    return f"{key.removeprefix('test_')} {value:.4g}" if isinstance(value, float) else f"{key} {value}"

@@ -3,7 +3,7 @@
 import pandas as pd
 import streamlit as st
 
-from core import checkpoints, data, devices, download, paths
+from core import checkpoints, data, devices, display, download, paths
 from pages import ensure_routed
 
 ensure_routed()
@@ -74,7 +74,7 @@ if missing:
 st.subheader("Checkpoints")
 metas, problems = checkpoints.scan_checkpoints()
 if metas:
-    st.dataframe(pd.DataFrame([checkpoints.summary_row(m) for m in metas]), hide_index=True, width="stretch")
+    st.dataframe(pd.DataFrame([display.summary_row(m) for m in metas]), hide_index=True, width="stretch")
 else:
     st.info(
         "No checkpoints are installed yet. Shipped checkpoints live in `checkpoints/`; "

@@ -24,8 +24,8 @@ from core.train.config import (
     TASK_DATASETS,
     ServerLimits,
     own_images_preset,
+    torchrun_form,
 )
-from core.train.engine import torchrun_form
 from core.train.jobs import JOBS, NotOwner, TrainerBusy
 from core.train.runs import RunStore, batch_csv, history_csv
 from pages import ensure_routed

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from core import checkpoints, models, paths
+from core import checkpoints, display, models, paths
 
 
 def tiny_classifier() -> torch.nn.Module:
@@ -47,7 +47,7 @@ def test_listing_filters_by_task_and_includes_user_checkpoints(app_home: Path) -
     save_user_checkpoint("mine")
     assert "mine" in [m["name"] for m in checkpoints.list_checkpoints("classification")]
     assert "mine" not in [m["name"] for m in checkpoints.list_checkpoints("denoising")]
-    row = checkpoints.summary_row(checkpoints.list_checkpoints("classification")[-1])
+    row = display.summary_row(checkpoints.list_checkpoints("classification")[-1])
     assert row["test metrics"] == "accuracy 50.00%" and row["shipped"] is False
 
 
@@ -56,18 +56,18 @@ def test_summary_rows_read_like_a_person_would_say_them() -> None:
             "num_params": 1_970_000, "path": "/elsewhere/n.safetensors",
             "metrics": {"test_accuracy": 0.9193, "test_accuracy_tta": 0.926, "latency_ms": 10.5,
                         "throughput_batch256": 278, "test_f1": 0.5}}
-    row = checkpoints.summary_row(meta)
+    row = display.summary_row(meta)
     assert row["test metrics"] == "accuracy 91.93%, with TTA 92.60%, 10.5 ms per image, f1 0.5"
     assert row["parameters"] == "1.97M"
     denoiser = {**meta, "metrics": {"test_psnr_gaussian25": 28.604, "test_psnr_dataset_gaussian25": 28.42,
                                     "test_ssim_gaussian25": 0.889, "ms_per_image_gaussian25": 4.6,
                                     "test_psnr_salt_pepper0.07": 42.294}}
-    assert checkpoints.summary_row(denoiser)["test metrics"] == "Gaussian σ=25: 28.60 dB, salt & pepper 0.07: 42.29 dB"
+    assert display.summary_row(denoiser)["test metrics"] == "Gaussian σ=25: 28.60 dB, salt & pepper 0.07: 42.29 dB"
     hinted = {**meta, "task": "colorization",
               "metrics": {"test_psnr_dataset": 23.16, "test_psnr_dataset_hints0": 23.16,
                           "test_psnr_dataset_hints1": 24.2, "test_psnr_dataset_hints10": 27.163,
                           "photos_psnr_dataset_hints20": 25.3}}
-    assert checkpoints.summary_row(hinted)["test metrics"] == "PSNR (set) 23.16 dB, with 10 hints: 27.16 dB"
+    assert display.summary_row(hinted)["test metrics"] == "PSNR (set) 23.16 dB, with 10 hints: 27.16 dB"
 
 
 def test_selectors_open_on_the_best_measured_checkpoint() -> None:

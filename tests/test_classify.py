@@ -12,7 +12,7 @@ from PIL import Image
 from core import checkpoints, classify, data, models
 from core.charts import confusion_figure, probability_bars
 from core.images import SAMPLE_PHOTOS, sample_photo
-from core.models._summary import layer_table
+from core.models.summary import layer_table
 
 
 def test_model_input_is_a_centre_crop_resized_to_32() -> None:

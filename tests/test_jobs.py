@@ -132,7 +132,7 @@ def test_a_run_stops_by_itself_when_its_server_is_gone(tmp_path: Path, data_root
     live = tmp_path / "live.json"
     starter = (
         "import os, subprocess, sys\n"
-        "from core.train.engine import config_to_argv\n"
+        "from core.train.config import config_to_argv\n"
         "from core.train import TrainConfig\n"
         f"config = TrainConfig(**{TINY!r}, epochs=500, out={str(tmp_path)!r}, name='orphan')\n"
         "child = subprocess.Popen([sys.executable, '-m', 'core.train', *config_to_argv(config), '--no-record',"

@@ -21,8 +21,9 @@ from core import checkpoints, images, models, paths
 from core.train import PRESETS, ConfigError, TrainConfig, Trainer, preset
 from core.train.__main__ import main as cli_main
 from core.train.config import ServerLimits
-from core.train.engine import CheckpointWriteError, resume_path
+from core.train.engine import CheckpointWriteError
 from core.train.jobs import JobManager
+from core.train.resume import resume_path
 from core.train.runs import RunStore
 from tests.factories import open_page, tiny_classifier, tiny_colorizer, tiny_denoiser
 
@@ -256,7 +257,7 @@ def test_a_failed_save_fails_the_run_with_a_message_and_keeps_the_previous_check
         return real_temp_path(target)
 
     monkeypatch.setattr(checkpoints, "temp_path", filling_disk)
-    monkeypatch.setattr("core.train.engine.temp_path", filling_disk)
+    monkeypatch.setattr("core.train.resume.temp_path", filling_disk)
     weights = tmp_path / "full-disk.safetensors"
     trainer = Trainer(config)
     with pytest.raises(CheckpointWriteError, match=os.strerror(failure)):

@@ -20,7 +20,9 @@ from core import checkpoints, metrics
 from core.charts import ema_smooth
 from core.train import ConfigError, TrainConfig, Trainer
 from core.train.__main__ import main as cli_main
-from core.train.engine import Callback, Lookahead, config_to_command, lr_factor, parameter_groups
+from core.train.config import config_to_command
+from core.train.engine import Callback
+from core.train.optim import Lookahead, lr_factor, parameter_groups
 from core.train.runs import RunRecorder, RunStore, history_csv
 from core.train.tasks import Classification, Colorization, Denoising, TeacherLoss
 from tests.factories import tiny_classifier, tiny_colorizer
@@ -216,7 +218,8 @@ def test_a_run_trains_writes_its_checkpoint_and_records_history(tmp_path: Path, 
     assert 0.0 <= result.test_metrics["test_accuracy"] <= 1.0
     _, meta = checkpoints.load(result.checkpoint)
     assert meta["metrics"] == result.test_metrics
-    assert meta["measured_by"].startswith("python -m core.train --task classification --arch staged_cnn")
+    command = meta["measured_by"]["test_accuracy"]
+    assert command.startswith("python -m core.train --task classification --arch staged_cnn")
     assert meta["recipe"]["epochs"] == 3 and meta["training"]["epochs_completed"] == 3
     assert meta["arch_args"]["num_classes"] == 10 and len(meta["arch_args"]["mean"]) == 3
     assert [r.epoch for r in result.history] == [1, 2, 3]
@@ -412,7 +415,7 @@ def test_two_process_ddp_matches_a_single_process_run(tmp_path: Path, data_root:
 def test_the_torchrun_form_of_a_command_trains_the_same_run_on_two_processes(tmp_path: Path, data_root: Path) -> None:
     import shlex
 
-    from core.train.engine import config_to_command, torchrun_form
+    from core.train.config import config_to_command, torchrun_form
 
     config = TrainConfig(task="classification", arch="staged_cnn", arch_args={"variant": "baseline", "width": 8},
                          dataset="cifar10", epochs=1, batch_size=64, subset=256, val_size=64, out=str(tmp_path),

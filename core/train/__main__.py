@@ -20,8 +20,8 @@ from typing import Any, get_args
 
 from core import devices
 from core.train.callbacks import LiveFile, ProgressBar
-from core.train.config import ConfigError, TrainConfig
-from core.train.engine import Trainer, config_to_command
+from core.train.config import ConfigError, TrainConfig, config_to_command
+from core.train.engine import Trainer
 from core.train.runs import RunRecorder, RunStore
 
 

@@ -6,8 +6,10 @@ data is loaded or any thread is started.
 
 from __future__ import annotations
 
+import json
 import math
 import os
+import shlex
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
@@ -390,3 +392,37 @@ def own_images_preset(**settings: Any) -> TrainConfig:
 def preset(task: str, label: str) -> TrainConfig:
     """A TrainConfig for ``task`` with the preset ``label`` applied."""
     return TrainConfig(task=task, **PRESETS[task][label])
+
+
+def config_to_argv(config: TrainConfig) -> list[str]:
+    """The arguments of ``python -m core.train`` that reproduce ``config`` (defaults left out)."""
+    defaults = TrainConfig()
+    argv: list[str] = []
+    for key, value in config.to_dict().items():
+        always_shown = key in ("task", "arch", "dataset", "epochs")
+        if key == "arch_args" or (value == getattr(defaults, key) and not always_shown):
+            continue
+        flag = "--" + key.replace("_", "-")
+        if isinstance(value, bool):
+            argv.append(flag if value else f"--no-{key.replace('_', '-')}")
+        elif value is not None:
+            argv += [flag, str(value)]
+    for key, value in sorted(config.arch_args.items()):
+        argv += ["--arch-arg", f"{key}={json.dumps(value)}"]
+    return argv
+
+
+def config_to_command(config: TrainConfig) -> str:
+    """The command line that reproduces ``config``."""
+    return shlex.join(["python", "-m", "core.train", *config_to_argv(config)])
+
+
+def torchrun_form(command: str, processes: int = 2) -> str:
+    """``command`` (``python -m core.train ...``) as the same run on ``processes`` GPUs through torchrun.
+
+    The batch size stays the global one (each process takes its share), so the run learns alike.
+    """
+    prefix = "python -m core.train"
+    if not command.startswith(prefix):
+        raise ValueError(f"Not a training command: {command[:40]!r}")
+    return f"torchrun --standalone --nproc_per_node {processes} -m core.train{command[len(prefix):]}"

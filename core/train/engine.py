@@ -11,10 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import inspect
-import json
-import math
 import os
-import shlex
 import sys
 import threading
 import time
@@ -25,20 +22,18 @@ from typing import Any
 
 import torch
 import torch.distributed as dist
-from safetensors.torch import load_file, save_file
 from torch import nn
 
 from core import checkpoints, data, devices, models, own_data, paths
 from core.classify import InputFormat, predict_tta_and_plain
-from core.fileio import temp_path
-from core.train import panel
-from core.train.config import TrainConfig
-from core.train.optim import Muon
+from core.train import panel, resume
+from core.train.config import TrainConfig, config_to_command
+from core.train.optim import Lookahead, Muon, lr_factor, parameter_groups, split_filters
+from core.train.resume import resume_path
 from core.train.tasks import Task, make_task
 
 VALIDATION_SPLIT_SEED = 20_240_601  # fixed, so every run validates on the same images
 EVAL_NOISE_SEED = 1234  # fixed noise for validation and test images: comparable across runs
-NORM_LAYERS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.SyncBatchNorm, nn.GroupNorm, nn.LayerNorm, nn.InstanceNorm2d)
 LOOKAHEAD_EVERY = 5  # steps
 LOOKAHEAD_DECAY = 0.95**5  # the slow weights' decay at the end of training; it grows as (step / total)^3
 
@@ -78,63 +73,6 @@ class Callback:
     def on_batch_end(self, trainer: Trainer, step: int, loss: torch.Tensor, batch_size: int) -> None: ...
     def on_epoch_end(self, trainer: Trainer, record: EpochRecord) -> None: ...
     def on_finish(self, trainer: Trainer, result: RunResult) -> None: ...
-
-
-def lr_factor(schedule: str, step: int, total_steps: int, warmup_steps: int) -> float:
-    """The learning-rate multiplier at ``step`` (0-based) of ``total_steps``."""
-    if schedule == "constant":
-        return 1.0
-    if schedule == "step":  # divide by 10 at 50% and 75% of training
-        return 0.1 ** sum(step >= total_steps * m for m in (0.5, 0.75))
-    if step < warmup_steps:
-        return (step + 1) / warmup_steps
-    progress = (step - warmup_steps) / max(total_steps - warmup_steps, 1)
-    if schedule == "cosine":
-        return 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
-    return max(1.0 - progress, 0.0)  # onecycle: linear warm-up, then linear decay to zero
-
-
-def parameter_groups(model: nn.Module, lr: float, weight_decay: float, norm_lr_scale: float
-                     ) -> list[dict[str, Any]]:
-    """Trainable parameters, with normalisation layers' own at ``norm_lr_scale`` times the rate.
-
-    Their weight decay is divided by the same factor, so the decay per step (lr x decay)
-    stays that of the other weights: with batch norm, a large rate for the shifts
-    speeds training up (airbench uses 64x) without shrinking them faster.
-    """
-    norm_ids = {id(p) for m in model.modules() if isinstance(m, NORM_LAYERS) for p in m.parameters()}
-    trainable = [p for p in model.parameters() if p.requires_grad]
-    norms = [p for p in trainable if id(p) in norm_ids]
-    others = [p for p in trainable if id(p) not in norm_ids]
-    groups = [dict(params=others, lr=lr, base_lr=lr, weight_decay=weight_decay)]
-    if norms:
-        groups.append(dict(params=norms, lr=lr * norm_lr_scale, base_lr=lr * norm_lr_scale,
-                           weight_decay=weight_decay / norm_lr_scale))
-    return [g for g in groups if g["params"]]
-
-
-def split_filters(groups: list[dict[str, Any]], lr: float, momentum: float) -> list[dict[str, Any]]:
-    """``groups`` with the conv filters moved into their own orthogonal (Muon) group."""
-    filters = [p for g in groups for p in g["params"] if p.ndim == 4]
-    rest = [{**g, "params": [p for p in g["params"] if p.ndim != 4]} for g in groups]
-    muon = dict(params=filters, lr=lr, base_lr=lr, momentum=momentum, weight_decay=0.0, orthogonal=True)
-    return [g for g in [*rest, muon] if g["params"]]
-
-
-class Lookahead:
-    """Airbench's lookahead: every few steps the slow copy moves towards the weights, and
-    the weights jump back to it. Early on the decay is near 0 (plain SGD); it grows as
-    the learning rate falls, averaging out the noise of the last steps."""
-
-    def __init__(self, model: nn.Module) -> None:
-        self.slow = {k: v.detach().clone() for k, v in model.state_dict().items() if v.is_floating_point()}
-
-    @torch.no_grad()
-    def update(self, model: nn.Module, decay: float) -> None:
-        for key, value in model.state_dict().items():
-            if key in self.slow:
-                self.slow[key].lerp_(value, 1 - decay)
-                value.copy_(self.slow[key])
 
 
 def split_train_val(images: torch.Tensor, labels: torch.Tensor, val_size: int
@@ -196,12 +134,6 @@ def evaluate(model: nn.Module, task: Task, images: torch.Tensor, labels: torch.T
 
 def _autocast(device: torch.device, dtype: torch.dtype | None) -> contextlib.AbstractContextManager:
     return torch.autocast(device.type, dtype=dtype) if dtype is not None else contextlib.nullcontext()
-
-
-def resume_path(weights: str | Path) -> Path:
-    """The file beside a checkpoint that holds everything resuming needs, weights included."""
-    weights = Path(weights)
-    return weights.with_name(weights.stem + checkpoints.RESUME_SUFFIX)
 
 
 class CheckpointWriteError(OSError):
@@ -540,7 +472,7 @@ class Trainer:
             **({"classes": list(self.train_data.classes)} if self.config.task == "classification" else {}),
             **({"evaluated_on": self.evaluated_on} if self.evaluated_on else {}),
             "metrics": metrics,
-            "measured_by": self.command if metrics else None,
+            "measured_by": dict.fromkeys(metrics, self.command),
             "recipe": {**self.config.to_dict(), "command": self.command},
             "training": {
                 "epochs_completed": len(self.history),
@@ -561,87 +493,8 @@ class Trainer:
                 "there before is untouched; free some space or choose another folder, then resume.") from error
 
     def _save_training_state(self) -> None:
-        """Weights and optimizer tensors in one safetensors file, the rest as JSON in its metadata: no pickle.
-
-        One file, written atomically, so the state a resume starts from is always of a single epoch,
-        whenever the process was killed.
-        """
-        state = self.optimizer.state_dict()
-        tensors = {f"model.{key}": value for key, value in checkpoints.state_dict_for_saving(self.model).items()}
-        scalars = {}
-        for index, entries in state["state"].items():
-            for key, value in entries.items():
-                if isinstance(value, torch.Tensor):
-                    tensors[f"{index}.{key}"] = value.detach().cpu().contiguous()
-                else:
-                    scalars[f"{index}.{key}"] = value
-        metadata = {
-            "epoch": str(len(self.history)),
-            "param_groups": json.dumps(state["param_groups"]),
-            "scalars": json.dumps(scalars),
-            "history": json.dumps([asdict(r) for r in self.history]),
-        }
-        target = resume_path(self.checkpoint_path)
-        tmp = temp_path(target)
-        try:
-            save_file(tensors or {"_empty": torch.zeros(0)}, str(tmp), metadata=metadata)
-            os.replace(tmp, target)
-        finally:
-            tmp.unlink(missing_ok=True)
+        resume.save(resume_path(self.checkpoint_path), self.model, self.optimizer, [asdict(r) for r in self.history])
 
     def _restore_training_state(self, path: Path) -> None:
-        if not path.is_file():
-            raise ValueError(f"Cannot resume: {path.name} (the optimizer state) is missing.")
-        from safetensors import safe_open
-
-        with safe_open(str(path), framework="pt") as handle:
-            metadata = handle.metadata()
-        tensors = load_file(str(path))
-        weights = {key.removeprefix("model."): value for key, value in tensors.items() if key.startswith("model.")}
-        if weights:  # older resume files held only the optimizer: the checkpoint's weights are then used
-            self.model.load_state_dict(weights, strict=True)
-        state: dict[int, dict[str, Any]] = {}
-        for key, value in tensors.items():
-            if key != "_empty" and not key.startswith("model."):
-                index, name = key.split(".", 1)
-                state.setdefault(int(index), {})[name] = value.to(self.device)
-        for key, value in json.loads(metadata["scalars"]).items():
-            index, name = key.split(".", 1)
-            state.setdefault(int(index), {})[name] = value
-        self.optimizer.load_state_dict({"state": state, "param_groups": json.loads(metadata["param_groups"])})
-        self.history = [EpochRecord(**record) for record in json.loads(metadata["history"])]
-        self.start_epoch = int(metadata["epoch"])
-
-
-def config_to_argv(config: TrainConfig) -> list[str]:
-    """The arguments of ``python -m core.train`` that reproduce ``config`` (defaults left out)."""
-    defaults = TrainConfig()
-    argv: list[str] = []
-    for key, value in config.to_dict().items():
-        always_shown = key in ("task", "arch", "dataset", "epochs")
-        if key == "arch_args" or (value == getattr(defaults, key) and not always_shown):
-            continue
-        flag = "--" + key.replace("_", "-")
-        if isinstance(value, bool):
-            argv.append(flag if value else f"--no-{key.replace('_', '-')}")
-        elif value is not None:
-            argv += [flag, str(value)]
-    for key, value in sorted(config.arch_args.items()):
-        argv += ["--arch-arg", f"{key}={json.dumps(value)}"]
-    return argv
-
-
-def config_to_command(config: TrainConfig) -> str:
-    """The command line that reproduces ``config``."""
-    return shlex.join(["python", "-m", "core.train", *config_to_argv(config)])
-
-
-def torchrun_form(command: str, processes: int = 2) -> str:
-    """``command`` (``python -m core.train ...``) as the same run on ``processes`` GPUs through torchrun.
-
-    The batch size stays the global one (each process takes its share), so the run learns alike.
-    """
-    prefix = "python -m core.train"
-    if not command.startswith(prefix):
-        raise ValueError(f"Not a training command: {command[:40]!r}")
-    return f"torchrun --standalone --nproc_per_node {processes} -m core.train{command[len(prefix):]}"
+        history, self.start_epoch = resume.load(path, self.model, self.optimizer, self.device)
+        self.history = [EpochRecord(**record) for record in history]

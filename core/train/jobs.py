@@ -27,8 +27,7 @@ from typing import Any
 
 from core import paths
 from core.own_data import UPLOAD_FOLDER
-from core.train.config import ServerLimits, TrainConfig
-from core.train.engine import config_to_argv
+from core.train.config import ServerLimits, TrainConfig, config_to_argv
 from core.train.runs import RunStore
 
 STOP_GRACE_SECONDS = 30.0  # a child that ignores SIGTERM this long (stuck loading data) is killed

@@ -55,7 +55,19 @@ class Classification(Task):
         return {"accuracy": (output.argmax(1) == target).sum()}
 
 
-class Denoising(Task):
+class ImageToImage(Task):
+    """A task whose target is the clean image itself: a pixel loss (L1 or MSE) and PSNR per image and per set."""
+
+    def loss(self, output, target):
+        output = output.float()
+        return F.l1_loss(output, target) if self.config.loss == "l1" else F.mse_loss(output, target)
+
+    def metric_sums(self, output, target):
+        output = output.float().clamp(0, 1)
+        return {"psnr": metrics.psnr(output, target).sum(), "mse": metrics.per_image_mse(output, target).sum()}
+
+
+class Denoising(ImageToImage):
     name, headline = "denoising", "psnr"
 
     def __init__(self, config: TrainConfig, model: torch.nn.Module | None = None) -> None:
@@ -70,14 +82,6 @@ class Denoising(Task):
             low, high = sorted((self.config.noise_level, self.config.noise_max_level))
             levels = low + (high - low) * torch.rand(len(images), generator=generator)
         return noise.add_noise(images, self.spec, generator, levels), images
-
-    def loss(self, output, target):
-        output = output.float()
-        return F.l1_loss(output, target) if self.config.loss == "l1" else F.mse_loss(output, target)
-
-    def metric_sums(self, output, target):
-        output = output.float().clamp(0, 1)
-        return {"psnr": metrics.psnr(output, target).sum(), "mse": metrics.per_image_mse(output, target).sum()}
 
 
 class TeacherLoss:
@@ -109,14 +113,14 @@ class TeacherLoss:
         return total / len(self.models)
 
 
-class Colorization(Denoising):
+class Colorization(ImageToImage):
     """Luma in, RGB out. A binned colorizer's training output carries its chroma-bin logits
     after the three RGB channels; the chroma losses train those, the others the RGB."""
 
     name, headline = "colorization", "psnr_dataset"
 
     def __init__(self, config: TrainConfig, model: torch.nn.Module | None = None) -> None:
-        Task.__init__(self, config, model)
+        super().__init__(config, model)
         self.takes_hints = bool(getattr(model, "takes_hints", False))
         self.chroma_loss = color.ChromaBinLoss(rebalance=config.loss == "chroma_ce_rebalanced") \
             if config.loss.startswith("chroma_ce") else None

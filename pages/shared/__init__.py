@@ -11,8 +11,8 @@ import streamlit as st
 import torch
 from PIL import Image
 
-from core import checkpoints, data, export, images, memo, models, paths
-from core.models._summary import layer_table
+from core import checkpoints, data, display, export, images, memo, models, paths
+from core.models.summary import layer_table
 from pages.shared import links
 
 UPLOAD_TYPES = ["png", "jpg", "jpeg", "gif", "webp", "tif", "tiff", "bmp"]
@@ -62,7 +62,7 @@ def pick_checkpoint(task: str, key: str, prefer_dataset: str = "cifar10") -> dic
 
 def checkpoint_label(meta: dict) -> str:
     """How a checkpoint reads in a selector: name, headline metrics, size, origin."""
-    row = checkpoints.summary_row(meta)
+    row = display.summary_row(meta)
     origin = "" if row["shipped"] else " · trained here"
     return f"{meta['name']} ({row['test metrics']}, {row['parameters']} parameters{origin})"
 

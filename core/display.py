@@ -1,0 +1,72 @@
+"""How a checkpoint and its measurements read to a person: one table row, metrics in words.
+
+Sidecars hold raw keys (``test_psnr_gaussian25``); this is the one place that turns them into
+"Gaussian σ=25: 28.60 dB" for the Home table and the model pickers.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+from core import noise, paths
+
+
+def summary_row(meta: dict[str, Any]) -> dict[str, Any]:
+    """One checkpoint as a flat row for tables: name, task, architecture, data, metrics, size."""
+    order = list(METRIC_FORMATS)
+    keys = sorted(meta["metrics"], key=lambda k: (order.index(k) if k in order else len(order), k))
+    shown = [format_metric(key, meta["metrics"][key]) for key in keys]
+    metrics = ", ".join(text for text in shown if text)
+    return {
+        "name": meta["name"],
+        "task": meta["task"],
+        "architecture": meta["architecture"],
+        "dataset": meta["dataset"],
+        "test metrics": metrics or "not measured",
+        "parameters": f"{meta['num_params'] / 1e6:.2f}M",
+        "shipped": Path(meta["path"]).parent == paths.SHIPPED_CHECKPOINTS,
+    }
+
+
+METRIC_FORMATS = {  # sidecar key -> how a person reads it; keys mapped to None are left out of summaries
+    "test_accuracy": "accuracy {:.2%}",
+    "test_accuracy_tta": "with TTA {:.2%}",
+    "test_psnr": "PSNR {:.2f} dB",
+    "test_psnr_dataset": "PSNR (set) {:.2f} dB",
+    "latency_ms": "{:.1f} ms per image",
+    "latency_with_saliency_ms": None,
+    "test_colorfulness_share": "colourfulness {:.0%} of the originals'",
+    "test_ssim": None,
+    "test_ciede2000": None,
+    "test_colorfulness": None,
+    "test_classifier_accuracy": None,
+    "test_accuracy_recovered": None,
+    "ms_per_image": None,
+    "throughput_batch256": None,
+}
+
+
+# bench/denoise.py's per-setting keys, e.g. test_psnr_gaussian25 or test_ssim_salt_pepper0.07
+_PER_NOISE = re.compile(rf"^(?P<metric>test_psnr_dataset|test_psnr|test_ssim|ms_per_image)_"
+                        rf"(?P<kind>{'|'.join(noise.KINDS)})(?P<level>[0-9.]+)$")
+# bench/colorize.py --hints: test_psnr_dataset_hints10 (CIFAR-10), photos_psnr_dataset_hints20 (photos)
+_PER_HINTS = re.compile(r"^(?P<where>test|photos)_psnr_dataset_hints(?P<count>[0-9]+)$")
+
+
+def format_metric(key: str, value: Any) -> str:
+    """One sidecar metric in words; "" for those too fine for a summary."""
+    per_noise = _PER_NOISE.match(key)
+    if per_noise:  # a summary keeps the per-image PSNR of each setting; SSIM, set PSNR and timings are too fine
+        if per_noise["metric"] != "test_psnr":
+            return ""
+        return f"{noise.NoiseSpec(per_noise['kind'], float(per_noise['level'])).label()}: {value:.2f} dB"
+    per_hints = _PER_HINTS.match(key)
+    if per_hints:  # the headline already is the no-hint figure; one more row says what hints add
+        count = int(per_hints["count"])
+        return f"with {count} hints: {value:.2f} dB" if per_hints["where"] == "test" and count == 10 else ""
+    if key in METRIC_FORMATS:
+        template = METRIC_FORMATS[key]
+        return template.format(value) if template else ""
+    return f"{key.removeprefix('test_')} {value:.4g}" if isinstance(value, float) else f"{key} {value}"
