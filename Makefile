@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test install install-test chromium lint bench
+.PHONY: run test install install-test chromium lint bench screenshots
 
 run: install
 	$(BIN)/streamlit run app.py
@@ -35,6 +35,13 @@ lint: install-test
 
 test: install-test chromium lint
 	$(BIN)/python -m pytest
+
+# The README's pictures, taken by the Chromium tests (a relative data folder, so no machine path shows).
+SHOTS := home:home classify-upload:classify colorize-large-upload:colorize train-replay:train
+screenshots: install-test chromium
+	CIFAR_LAB_DATA=$${CIFAR_LAB_DATA:-../shared/data} $(BIN)/python -m pytest -q tests/e2e \
+		-k "home_renders or upload_switch or large_upload or start_watch"
+	for shot in $(SHOTS); do cp tests/artifacts/$${shot%%:*}.png tests/screenshots/$${shot##*:}.png; done
 
 bench: install
 	$(BIN)/python bench/data_load.py

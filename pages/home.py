@@ -3,24 +3,47 @@
 import pandas as pd
 import streamlit as st
 
-from core import checkpoints, data, devices, display, download, paths
+from core import checkpoints, data, devices, display, download, paths, showcase
 from pages import ensure_routed
+from pages.shared import load_model
 
 ensure_routed()
 
 st.title("CIFAR Lab")
 st.markdown(
-    "Deep learning on small images, measured. Every model here is trained by this project's own "
-    "trainer, and every number is measured on the full test set by a script in `bench/`.\n\n"
-    "- **Classify**: name the CIFAR-10 class of a test image, a sample photo or your own upload, with "
-    "class probabilities, a saliency map and a full test-set view.\n"
-    "- **Denoise**: add noise of a chosen kind and strength, remove it with a trained model or a classical "
-    "baseline (median, BM3D), and compare PSNR and SSIM side by side.\n"
-    "- **Colorize**: give a colorizer only the grey version of an image and compare its colours with the "
-    "original (PSNR, SSIM, CIEDE2000, colourfulness).\n"
-    "- **Train**: train any model (classifiers, denoisers, colorizers) in the browser and watch its "
-    "curves live; the result is usable on the other pages at once."
+    "Deep learning on small images, measured: classify CIFAR-10 images and see where the model looked, remove "
+    "noise, bring colour back to grey pictures, and train your own models in the browser. Every model here was "
+    "trained by this project's own trainer, and every number is measured by a script in `bench/`. Live, by the "
+    "shipped models:"
 )
+
+PAGES = {"classify": ("pages/classify.py", "Classify", ":material/category:"),
+         "denoise": ("pages/denoise.py", "Denoise", ":material/auto_fix_high:"),
+         "colorize": ("pages/colorize.py", "Colorize", ":material/palette:")}
+
+
+@st.cache_data(show_spinner="Running the shipped models once...", max_entries=2)
+def live_examples(shipped: tuple[tuple[str, float], ...], data_root: str) -> list[showcase.Example]:
+    # Keyed by the shipped checkpoints' files and the data folder: computed once per server, not per visitor.
+    return showcase.examples(lambda path: load_model(path, dict(shipped).get(path, 0.0)))
+
+
+shipped_files = tuple(sorted((str(p), p.stat().st_mtime) for p in paths.SHIPPED_CHECKPOINTS.glob("*.safetensors")))
+examples = live_examples(shipped_files, str(paths.data_root().resolve()))
+if examples:
+    for column, example in zip(st.columns(len(examples)), examples, strict=True):
+        path, title, icon = PAGES[example.page]
+        with column.container(border=True):
+            st.markdown(f"**{title}** · `{example.checkpoint}`")
+            for picture_column, (picture, caption) in zip(st.columns(len(example.pictures)), example.pictures,
+                                                          strict=True):
+                picture_column.image(picture, caption=caption, width="stretch")
+            st.markdown(example.summary)
+            st.page_link(path, label=f"Open {title} on this image", icon=icon, query_params=example.query)
+    st.caption("Live: the shipped models run on these images when the server starts. One image each, picked to "
+               "show what a page does; the models' averages over the full test sets are in the table below.")
+st.page_link("pages/train.py", label="Train a classifier, a denoiser or a colorizer in the browser, or a classifier "
+             "on your own images, and watch it learn", icon=":material/model_training:")
 
 st.subheader("Device")
 st.write(f"Running on **{devices.describe()}**.")

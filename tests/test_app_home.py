@@ -34,7 +34,7 @@ def test_home_lists_checkpoints_and_skipped_files(app_home: Path, data_root: Pat
     checkpoints.save(models.build("resnet18", width=8), paths.user_checkpoints() / "home-test",
                      {"name": "home-test", "task": "classification", "architecture": "resnet18",
                       "arch_args": {"width": 8}, "dataset": "cifar10",
-                      "metrics": {"test_accuracy": 0.9123}, "measured_by": "pytest", "recipe": {}})
+                      "metrics": {"test_accuracy": 0.9123}, "measured_by": {"test_accuracy": "pytest"}, "recipe": {}})
     (paths.user_checkpoints() / "old.pth").write_bytes(b"\x80\x04pickle")
     app = run_home()
     table = app.dataframe[1].value
@@ -85,3 +85,46 @@ def test_get_the_datasets_downloads_them_and_the_table_shows_them(app_home: Path
     assert any(s.value.startswith("Downloaded CIFAR-10, MNIST, Fashion-MNIST") for s in app.success)
     assert not any(b.label == "Get the datasets" for b in app.button)
     assert no_temporary_files(root)
+
+
+def test_home_opens_with_a_live_example_of_each_page_linked_into_it(app_home: Path, data_root: Path) -> None:
+    app = run_home()
+    markdown = [m.value for m in app.markdown]
+    assert "**Classify** · `fastnet-cifar10`" in markdown and "**cat**, 94.6%" in markdown
+    assert "**Denoise** · `unet-gaussian-cifar10`" in markdown
+    assert "**Colorize** · `unet-colorizer-faithful`" in markdown
+    captions = [element.proto.imgs[0].caption for element in app.get("image")]
+    assert captions[:2] == ["test image #0: cat", 'Grad-CAM: where it looked for "cat"']
+    links = [link.proto for link in app.get("page_link")]
+    assert [link.label for link in links[:3]] == [f"Open {page} on this image" for page in ("Classify", "Denoise",
+                                                                                             "Colorize")]
+    assert links[3].label.startswith("Train a classifier")
+    assert "image=0" in links[0].query_string and "denoiser=unet-gaussian-cifar10" in links[1].query_string
+
+
+def test_the_showcase_numbers_are_the_pages_own(data_root: Path) -> None:
+    from core import checkpoints, classify, denoise, showcase
+    from core.images import to_tensor
+
+    made = {example.page: example for example in showcase.examples()}
+    denoised = made["denoise"]
+    image, _, _ = showcase.example_image("denoise")
+    clean = to_tensor(image)[0]
+    noisy = denoise.make_noisy(clean, showcase.DENOISE_NOISE, showcase.DENOISE_SEED)
+    model, _ = checkpoints.load(denoised.checkpoint)
+    again = denoise.denoise_one("model", noisy, model=model.eval(), title="again", clean=clean)
+    assert abs(again.psnr - denoised.extra["psnr"]) < 1e-4 and denoised.extra["psnr"] > denoised.extra["noisy_psnr"] + 5
+    colorized = made["colorize"]
+    assert colorized.extra["psnr"] > colorized.extra["gray_psnr"]
+    fastnet, _ = checkpoints.load("fastnet-cifar10")
+    image, _, _ = showcase.example_image("classify")
+    assert made["classify"].summary == f"**cat**, {classify.probabilities(fastnet, image).max():.1%}"
+
+
+def test_without_datasets_the_showcase_uses_the_bundled_photos(tmp_path: Path, monkeypatch) -> None:
+    from core import showcase
+
+    monkeypatch.setenv("CIFAR_LAB_DATA", str(tmp_path / "no-data"))
+    image, caption, query = showcase.example_image("classify")
+    assert caption == "Chelsea the cat" and query == {"source": "sample", "photo": "Chelsea the cat"}
+    assert image.size[0] > 100

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from tests.e2e.conftest import open_page, screenshot, streamlit_server
+import re
+
+from tests.e2e.conftest import open_page, screenshot, streamlit_server, wait_until_idle
 
 
 def test_home_renders_in_chromium(page, app_url: str) -> None:
@@ -18,6 +20,16 @@ def test_home_renders_in_chromium(page, app_url: str) -> None:
     assert "Traceback" not in text and not page.locator('[data-testid="stException"]').count()
     assert page.console_errors == []
     assert shot.stat().st_size > 10_000
+    # The showcase's denoising pair, followed into its page: the same image, noise and numbers there.
+    assert "Open Classify on this image" in text and "Grad-CAM: where it looked for" in text
+    noisy_psnr = re.search(r"PSNR (\d+\.\d\d) → (\d+\.\d\d) dB", text)
+    assert noisy_psnr, text
+    page.get_by_text("Open Denoise on this image").click()
+    page.get_by_text("Noisy PSNR").first.wait_for(timeout=120_000)
+    wait_until_idle(page)
+    denoise_text = main.inner_text()
+    assert "test image #1: ship" in denoise_text and f"{noisy_psnr[1]} dB" in denoise_text
+    assert f"{noisy_psnr[2]} dB" in denoise_text and page.console_errors == []
 
 
 def test_a_deep_link_on_a_fresh_server_goes_through_the_router(browser, tmp_path) -> None:
