@@ -8,7 +8,7 @@ import pandas as pd
 import streamlit as st
 from PIL import Image
 
-from core import checkpoints, classify, data, denoise, images, inside, noise
+from core import checkpoints, classify, data, denoise, images, inside, noise, paths
 from core.charts import confusion_figure, probability_bars, probe_figure, robustness_figure
 from pages import ensure_routed
 from pages.shared import explain_model, image_input, links, model_of, pick_checkpoint, test_set
@@ -47,11 +47,22 @@ tta = st.toggle("Test-time augmentation (average over flips and 1-pixel shifts)"
 links.restore("classify-testset", "testset", links.flag)
 links.record(tta=tta, testset=st.session_state.get("classify-testset", False))
 links.share_link(upload=chosen.source == "upload")
-start = time.perf_counter()
-probabilities = classify.probabilities(model, chosen.image, tta=tta, fmt=fmt)
+
+
+@st.cache_data(show_spinner=False, max_entries=512)
+def prediction(path: str, modified: float, image_key: str, tta: bool, _image: Image.Image
+               ) -> tuple[np.ndarray, np.ndarray, float]:
+    """Probabilities, Grad-CAM and the seconds they took, kept for every visitor: a page opened again, or the
+    same image asked for by another visitor, costs nothing (a few kB per entry)."""
+    start = time.perf_counter()
+    found = classify.probabilities(model, _image, tta=tta, fmt=fmt)
+    heat_map = classify.saliency(model, _image, int(np.argmax(found)), fmt=fmt)
+    return found, heat_map, time.perf_counter() - start
+
+
+probabilities, heat, elapsed = prediction(meta["path"], os.path.getmtime(meta["path"]),
+                                          f"{paths.data_root().resolve()}|{chosen.key}", tta, chosen.image)
 best = int(np.argmax(probabilities))
-heat = classify.saliency(model, chosen.image, best, fmt=fmt)
-elapsed = time.perf_counter() - start
 
 original, seen_column, saliency_column, right = st.columns([1, 1, 1, 2.2])
 original.image(chosen.image, caption=chosen.caption, width="stretch")
