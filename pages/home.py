@@ -23,13 +23,15 @@ PAGES = {"classify": ("pages/classify.py", "Classify", ":material/category:"),
 
 
 @st.cache_data(show_spinner="Running the shipped models once...", max_entries=2)
-def live_examples(shipped: tuple[tuple[str, float], ...], data_root: str) -> list[showcase.Example]:
-    # Keyed by the shipped checkpoints' files and the data folder: computed once per server, not per visitor.
+def live_examples(shipped: tuple[tuple[str, float], ...], data_root: str, has_cifar: bool) -> list[showcase.Example]:
+    # Keyed by the shipped checkpoints' files and the data: computed once per server (and again once the
+    # datasets arrive), not per visitor.
     return showcase.examples(lambda path: load_model(path, dict(shipped).get(path, 0.0)))
 
 
 shipped_files = tuple(sorted((str(p), p.stat().st_mtime) for p in paths.SHIPPED_CHECKPOINTS.glob("*.safetensors")))
-examples = live_examples(shipped_files, str(paths.data_root().resolve()))
+examples = live_examples(shipped_files, str(paths.data_root().resolve()),
+                         data.find_source("cifar10", "test") is not None)
 if examples:
     for column, example in zip(st.columns(len(examples)), examples, strict=True):
         path, title, icon = PAGES[example.page]

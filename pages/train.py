@@ -23,6 +23,7 @@ from core.train.config import (
     SCHEDULES,
     TASK_DATASETS,
     ServerLimits,
+    for_architecture,
     own_images_preset,
     torchrun_form,
 )
@@ -136,6 +137,9 @@ def standard_form(task: str, top: list) -> None:
         "Architecture", architectures, index=architectures.index(preset.arch) if preset.arch in architectures else 0,
         format_func=lambda name: models.get_architecture(name).title, key=f"arch-{task}-{preset_label}")
     scope = f"{task}-{preset_label}-{arch}"  # new widget keys when these change, so the preset's values show
+    if arch != preset.arch:
+        preset = for_architecture(preset, arch)
+        st.caption(f"Optimisation settings for {arch}: the recipe of its shipped checkpoint (or a standard one).")
 
     with st.form("train-form", border=False):
         arch_args = {}

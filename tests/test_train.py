@@ -482,3 +482,20 @@ def test_muon_keeps_filter_norms_and_trains_the_fast_net(tmp_path: Path, data_ro
 def test_muon_is_refused_for_models_whose_filters_do_not_all_feed_a_norm() -> None:
     with pytest.raises(ConfigError, match="muon optimizer trains fastnet only"):
         TrainConfig(arch="resnet18", optimizer="muon").validate()
+
+
+def test_switching_a_preset_to_another_architecture_takes_that_architectures_recipe() -> None:
+    from core.train.config import for_architecture, preset
+
+    quick = preset("classification", "Quick")
+    assert for_architecture(quick, "fastnet") == quick
+    staged = for_architecture(quick, "staged_cnn")
+    shipped = checkpoints.read_meta(checkpoints.resolve("staged-advanced-cifar10"))["recipe"]
+    assert (staged.optimizer, staged.lr, staged.batch_size) == (shipped["optimizer"], shipped["lr"],
+                                                                 shipped["batch_size"])
+    assert staged.epochs == quick.epochs and staged.arch_args == {}  # the preset's length, the net's own options
+    resnet = for_architecture(quick, "resnet18")  # no shipped checkpoint: a standard recipe, never Muon's rate
+    assert resnet.optimizer == "sgd" and resnet.lr == 0.1 and resnet.norm_lr_scale == 1.0
+    resnet.validate()
+    unet = for_architecture(preset("denoising", "Quick"), "unet_denoiser")
+    assert unet.optimizer == "adam" and unet.lr <= 0.001

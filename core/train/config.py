@@ -394,6 +394,32 @@ def preset(task: str, label: str) -> TrainConfig:
     return TrainConfig(task=task, **PRESETS[task][label])
 
 
+# The optimisation settings that belong to an architecture rather than to a preset's length.
+RECIPE_FIELDS = ("optimizer", "lr", "momentum", "weight_decay", "batch_size", "schedule", "warmup_epochs",
+                 "label_smoothing", "norm_lr_scale", "lookahead", "whiten_bias_epochs", "loss")
+# Architectures without a shipped checkpoint to learn from: a standard recipe for each.
+FALLBACK_RECIPES: dict[str, dict[str, Any]] = {
+    "resnet18": dict(optimizer="sgd", lr=0.1, momentum=0.9, weight_decay=5e-4, batch_size=128, schedule="onecycle",
+                     warmup_epochs=1.0, label_smoothing=0.1, norm_lr_scale=1.0, lookahead=False,
+                     whiten_bias_epochs=None),
+}
+
+
+def for_architecture(config: TrainConfig, arch: str) -> TrainConfig:
+    """``config`` (a preset) for another architecture: its length and data stay, its optimisation becomes the
+    recipe that trained ``arch``'s shipped checkpoint (or a standard one), so a visitor who switches from the
+    fast net's Quick preset (Muon, lr 1.47 at batch 1000) to another net does not start a run that diverges."""
+    if arch == config.arch:
+        return config
+    shipped = [m for m in checkpoints.list_checkpoints(config.task)
+               if m["architecture"] == arch and Path(m["path"]).parent == paths.SHIPPED_CHECKPOINTS]
+    recipe = shipped[0]["recipe"] if shipped else FALLBACK_RECIPES.get(arch, {})
+    changes = {key: recipe[key] for key in RECIPE_FIELDS if key in recipe}
+    if changes.get("optimizer", config.optimizer) == "muon" and arch not in MUON_ARCHS:
+        changes["optimizer"] = "sgd"
+    return replace(config, arch=arch, arch_args={}, **changes)
+
+
 def config_to_argv(config: TrainConfig) -> list[str]:
     """The arguments of ``python -m core.train`` that reproduce ``config`` (defaults left out)."""
     defaults = TrainConfig()
