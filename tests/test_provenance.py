@@ -59,6 +59,12 @@ def readme_table(headers: str) -> list[dict[str, str]]:
     return rows
 
 
+def agrees(cell: str, value: float, decimals: int) -> bool:
+    """Whether a README cell shows ``value`` at ``decimals`` places: sidecars keep 3 or 4 decimals and the
+    benchmarks print from the unrounded number, so a value on a rounding edge may go either way."""
+    return abs(float(cell) - value) <= 0.5 * 10**-decimals + 6e-4
+
+
 def shipped_rows(rows: list[dict[str, str]], column: str) -> list[tuple[dict[str, str], dict]]:
     found = [(row, SIDECARS[row[column]]["metrics"]) for row in rows if row[column] in SIDECARS]
     assert found, f"no shipped checkpoint in the table's {column} column"
@@ -84,9 +90,9 @@ def test_the_denoising_table_is_what_the_sidecars_hold() -> None:
             if match:
                 settings[noise.NoiseSpec(match[2], float(match[3])).label()] = f"{match[2]}{match[3]}"
         suffix = settings[row["noise"]]
-        assert row["PSNR, mean per image (dB)"] == f"{metrics[f'test_psnr_{suffix}']:.2f}", (row, suffix)
-        assert row["PSNR of the MSE (dB)"] == f"{metrics[f'test_psnr_dataset_{suffix}']:.2f}", (row, suffix)
-        assert row["SSIM"] == f"{metrics[f'test_ssim_{suffix}']:.4f}", (row, suffix)
+        assert agrees(row["PSNR, mean per image (dB)"], metrics[f"test_psnr_{suffix}"], 2), (row, suffix)
+        assert agrees(row["PSNR of the MSE (dB)"], metrics[f"test_psnr_dataset_{suffix}"], 2), (row, suffix)
+        assert agrees(row["SSIM"], metrics[f"test_ssim_{suffix}"], 4), (row, suffix)
         checked += 1
     assert checked >= 15  # every learned denoiser at every setting it is listed for
 
