@@ -8,7 +8,7 @@ engine run against the bare run just before it), so the machine's drift between 
 cancels; the table gives the median of the pairs and their spread. Goal: the engine
 within 5% of the bare loop.
 
-Usage: python bench/trainer_overhead.py [--arch staged_cnn --width 32 --images 5000 --repeats 7]
+Usage: python bench/trainer_overhead.py [--arch staged_cnn --width 32 --images 20000 --repeats 7]
 """
 
 from __future__ import annotations
@@ -63,7 +63,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--arch", default="staged_cnn")
     parser.add_argument("--width", type=int, default=32)
-    parser.add_argument("--images", type=int, default=5000)
+    parser.add_argument("--images", type=int, default=20000)
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--repeats", type=int, default=7)
     args = parser.parse_args()
