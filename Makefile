@@ -40,8 +40,8 @@ test: install-test chromium lint
 SHOTS := home:home classify-upload:classify colorize-large-upload:colorize train-replay:train
 screenshots: install-test chromium
 	CIFAR_LAB_DATA=$${CIFAR_LAB_DATA:-../shared/data} $(BIN)/python -m pytest -q tests/e2e \
-		-k "home_renders or upload_switch or large_upload or start_watch"
-	for shot in $(SHOTS); do cp tests/artifacts/$${shot%%:*}.png tests/screenshots/$${shot##*:}.png; done
+		-k "home_renders or upload_switch or large_photo_upload or start_watch"
+	for shot in $(SHOTS); do cp tests/artifacts/$${shot%%:*}.png tests/screenshots/$${shot##*:}.png || exit 1; done
 
 bench: install
 	$(BIN)/python bench/data_load.py

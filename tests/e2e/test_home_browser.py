@@ -11,6 +11,8 @@ def test_home_renders_in_chromium(page, app_url: str) -> None:
     open_page(page, app_url)
     main = page.locator('[data-testid="stMainBlockContainer"]')
     assert main.locator("h1").first.inner_text().strip() == "CIFAR Lab"
+    page.get_by_text("Open Colorize on this image").first.wait_for(timeout=120_000)  # the showcase, computed once
+    wait_until_idle(page)
     text = main.inner_text()
     for heading in ("Device", "Datasets", "Checkpoints"):
         assert heading in text
