@@ -118,6 +118,44 @@ def training_root(home: Path) -> int | None:
     return roots[0] if roots else None
 
 
+def process_cpu_seconds(pid: int) -> tuple[float, float]:
+    """A process's own CPU seconds (user + system) and those of its children it has reaped, from /proc."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0, 0.0
+    tick = os.sysconf("SC_CLK_TCK")
+    return (int(fields[11]) + int(fields[12])) / tick, (int(fields[13]) + int(fields[14])) / tick
+
+
+def machine_busy_seconds() -> float:
+    """CPU seconds every core of the machine has spent busy since boot (all but idle and I/O wait)."""
+    values = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:9]]
+    return (sum(values) - values[3] - values[4]) / os.sysconf("SC_CLK_TCK")
+
+
+class CpuShare:
+    """Who used the cores between ``start()`` and ``stop()``: the server, its training processes, the rest
+    (the visitors' Chromiums and this benchmark's own driver)."""
+
+    def __init__(self, server: int, home: Path) -> None:
+        self.server, self.home = server, home
+
+    def _snapshot(self) -> tuple[float, float, float, float]:
+        own, reaped = process_cpu_seconds(self.server)
+        training = sum(process_cpu_seconds(pid)[0] for pid in training_pids(self.home))
+        return time.perf_counter(), machine_busy_seconds(), own, reaped + training
+
+    def start(self) -> None:
+        self.begun = self._snapshot()
+
+    def stop(self) -> dict[str, float]:
+        end = self._snapshot()
+        wall, busy, server, training = (b - a for a, b in zip(self.begun, end, strict=True))
+        return {"wall": wall, "available": wall * (os.cpu_count() or 1), "busy": busy, "server": server,
+                "training": training, "rest": max(busy - server - training, 0.0)}
+
+
 class MemorySampler(threading.Thread):
     """Every 0.5 s: the server's resident memory, the training child's, and whether a training child is alive."""
 
@@ -512,11 +550,14 @@ async def measure(url: str, home: Path, sessions: int, rounds: int, sampler: Mem
         visitors = [Session(browser, url, n + 1) for n in range(sessions)]
         done = asyncio.Event()
         sampler.visitors_phase = True
+        cpu = CpuShare(sampler.server, home)
+        cpu.start()
         start = time.perf_counter()
         keeper = asyncio.create_task(trainer.keep_running(done))
         chaos_task = asyncio.create_task(chaos.run(visitors, sessions * rounds * ACTIONS_PER_ROUND))
         await asyncio.gather(*(visitor.run(rounds) for visitor in visitors))
         elapsed = time.perf_counter() - start
+        cpu_share = cpu.stop()
         sampler.visitors_phase = False
         training_at_end = bool(training_pids(home))
         await chaos_task  # it kills once even if the visitors were quicker than it
@@ -544,7 +585,7 @@ async def measure(url: str, home: Path, sessions: int, rounds: int, sampler: Mem
         "training_starts": trainer.starts, "restarts": trainer.restarts,
         "seconds_to_training": trainer.seconds_to_training, "training_at_end": training_at_end,
         "training_coverage": sampler.phase_samples_training / sampler.phase_samples if sampler.phase_samples else 0.0,
-        "server_before_visitors_mb": server_before_mb,
+        "server_before_visitors_mb": server_before_mb, "cpu_share": cpu_share,
     }
 
 
@@ -569,6 +610,14 @@ def table(report: dict) -> str:
                      f"95th percentile {percentile(acting, 0.95):.1f} s (target: under 3 s).")
     count = sum(len(v) for v in report["timings"].values())
     lines.append(f"{count} actions, {len(report['errors'])} errors.")
+    share = report["cpu_share"]
+    lines.append(
+        f"CPU while the visitors acted: {share['busy']:,.0f} of {share['available']:,.0f} core-seconds busy "
+        f"({share['busy'] / share['available']:.0%}); the Streamlit server {share['server']:,.0f} "
+        f"({share['server'] / share['busy']:.0%} of the busy time), its training processes {share['training']:,.0f} "
+        f"({share['training'] / share['busy']:.0%}), the rest (the visitors' Chromiums, this driver) "
+        f"{share['rest']:,.0f} ({share['rest'] / share['busy']:.0%}); server CPU per visitor action "
+        f"{share['server'] / max(count, 1):.2f} s.")
     lines.extend(f"- {error}" for error in report["errors"])
     per_visitor = (report["server_peak_mb"] - report["server_before_visitors_mb"]) / max(report["sessions"], 1)
     lines += [
