@@ -30,8 +30,12 @@ def live_examples(shipped: tuple[tuple[str, float], ...], data_root: str, has_ci
 
 
 shipped_files = tuple(sorted((str(p), p.stat().st_mtime) for p in paths.SHIPPED_CHECKPOINTS.glob("*.safetensors")))
-examples = live_examples(shipped_files, str(paths.data_root().resolve()),
-                         data.find_source("cifar10", "test") is not None)
+try:
+    examples = live_examples(shipped_files, str(paths.data_root().resolve()),
+                             data.find_source("cifar10", "test") is not None)
+except (checkpoints.CheckpointError, OSError) as error:  # a shipped file damaged: the rest of Home still works
+    examples = []
+    st.warning(f"The live examples could not be made: {error}", icon=":material/warning:")
 if examples:
     for column, example in zip(st.columns(len(examples)), examples, strict=True):
         path, title, icon = PAGES[example.page]

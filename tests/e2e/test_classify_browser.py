@@ -104,7 +104,8 @@ def test_inside_the_network_for_a_shipped_and_a_freshly_trained_checkpoint(page,
     page.get_by_text("The first layer's filters").first.scroll_into_view_if_needed()
     screenshot(page, "classify-inside")
     choose(page, "Model", "tiny-a", prefix=True)
-    page.get_by_text("features.0").first.wait_for(timeout=60_000)
+    # The block's heading (the shape table's cell of the same name is a hidden grid cell).
+    page.locator('[data-testid="stMarkdownContainer"]').filter(has_text="features.0 (").first.wait_for(timeout=60_000)
     wait_until_idle(page)
     assert "Traceback" not in main_text(page) and page.console_errors == []
 
