@@ -120,8 +120,13 @@ def record_measurements(measured: dict[str, dict[str, Any]], command: str) -> No
     """Store a benchmark's numbers (path -> metrics) in the sidecars of the shipped checkpoints among them,
     each metric with ``command``: a sidecar says which command measured every number it holds."""
     for path, metrics in measured.items():
-        if Path(path).parent == paths.SHIPPED_CHECKPOINTS:
+        if is_shipped(path):
             update_metadata(path, metrics=metrics, measured_by=dict.fromkeys(metrics, command))
+
+
+def is_shipped(path: str | Path) -> bool:
+    """Whether a checkpoint file is one of the repository's shipped checkpoints (not trained here)."""
+    return Path(path).parent == paths.SHIPPED_CHECKPOINTS
 
 
 def is_plain_name(name: str) -> bool:

@@ -7,10 +7,9 @@ Sidecars hold raw keys (``test_psnr_gaussian25``); this is the one place that tu
 from __future__ import annotations
 
 import re
-from pathlib import Path
 from typing import Any
 
-from core import noise, paths
+from core import checkpoints, noise
 
 
 def summary_row(meta: dict[str, Any]) -> dict[str, Any]:
@@ -26,7 +25,7 @@ def summary_row(meta: dict[str, Any]) -> dict[str, Any]:
         "dataset": meta["dataset"],
         "test metrics": metrics or "not measured",
         "parameters": f"{meta['num_params'] / 1e6:.2f}M",
-        "shipped": Path(meta["path"]).parent == paths.SHIPPED_CHECKPOINTS,
+        "shipped": checkpoints.is_shipped(meta["path"]),
     }
 
 

@@ -8,17 +8,20 @@ bundled with scikit-image. ``query`` holds the link parameters that open the pag
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import torch
 from PIL import Image
 from torch import nn
 
-from core import checkpoints, classify, colorize, data, denoise, images, paths
+from core import checkpoints, classify, colorize, data, denoise, images
 from core.noise import NoiseSpec
 
 SHOWN_SIDE = 160  # pixels: a 32 x 32 test image enlarged five times
+
+
+def shown(image: Image.Image) -> Image.Image:
+    return images.for_clicking(image, 2 * SHOWN_SIDE)  # small ones enlarged to SHOWN_SIDE, large ones shrunk
 DENOISE_NOISE = NoiseSpec("gaussian", 25.0)
 DENOISE_SEED = 0
 # (test image index, sample photo) per page, picked to show what the page does: a cat to name, a ship under
@@ -38,7 +41,7 @@ class Example:
 
 def shipped_best(task: str) -> dict[str, Any] | None:
     """The shipped checkpoint of ``task`` a page opens on (best first, CIFAR-10 first); None if none ships."""
-    shipped = [m for m in checkpoints.list_checkpoints(task) if Path(m["path"]).parent == paths.SHIPPED_CHECKPOINTS]
+    shipped = [m for m in checkpoints.list_checkpoints(task) if checkpoints.is_shipped(m["path"])]
     metas = checkpoints.best_first(shipped, "cifar10")
     if task == "colorization":  # a hint model without hints is not what the page shows first
         metas = [m for m in metas if not m["arch_args"].get("hints")] or metas
@@ -56,13 +59,6 @@ def example_image(page: str) -> tuple[Image.Image, str, dict[str, str]]:
     return image, f"test image #{index}: {test.classes[int(test.labels[index])]}", {"image": str(index)}
 
 
-def _shown(image: Image.Image) -> Image.Image:
-    if max(image.size) <= SHOWN_SIDE // 2:
-        return images.enlarged(image, SHOWN_SIDE)
-    scale = SHOWN_SIDE / max(image.size)
-    return image.resize((round(image.width * scale), round(image.height * scale)), Image.Resampling.LANCZOS)
-
-
 def classify_example(model: nn.Module, meta: dict[str, Any]) -> Example:
     """The test image's class, its probability and Grad-CAM, as Classify shows them."""
     image, caption, link = example_image("classify")
@@ -71,7 +67,7 @@ def classify_example(model: nn.Module, meta: dict[str, Any]) -> Example:
     best = int(probabilities.argmax())
     name = checkpoints.class_names(meta)[best]
     heat = classify.overlay(image, classify.saliency(model, image, best, fmt=fmt), size=SHOWN_SIDE, fmt=fmt)
-    return Example("classify", [(_shown(classify.model_input(image, fmt)), caption),
+    return Example("classify", [(shown(classify.model_input(image, fmt)), caption),
                                 (heat, f"Grad-CAM: where it looked for \"{name}\"")],
                    f"**{name}**, {probabilities[best]:.1%}", link | {"model": meta["name"]}, meta["name"])
 
@@ -84,9 +80,9 @@ def denoise_example(model: nn.Module, meta: dict[str, Any]) -> Example:
     noisy = denoise.make_noisy(clean, DENOISE_NOISE, DENOISE_SEED)
     result = denoise.denoise_one("model", noisy, model=model, title=meta["name"], clean=clean)
     noisy_psnr, _ = denoise.score(noisy, clean)
-    return Example("denoise", [(_shown(images.to_pil(noisy)), f"Noisy: {DENOISE_NOISE.label()}, "
+    return Example("denoise", [(shown(images.to_pil(noisy)), f"Noisy: {DENOISE_NOISE.label()}, "
                                                                f"{noisy_psnr:.2f} dB"),
-                               (_shown(images.to_pil(result.image)), f"Denoised: {result.psnr:.2f} dB")],
+                               (shown(images.to_pil(result.image)), f"Denoised: {result.psnr:.2f} dB")],
                    f"PSNR **{noisy_psnr:.2f} → {result.psnr:.2f} dB** ({caption})",
                    link | {"noise": DENOISE_NOISE.kind, "level": f"{DENOISE_NOISE.level:g}", "seed": str(DENOISE_SEED),
                            "denoiser": meta["name"]}, meta["name"], {"psnr": result.psnr, "noisy_psnr": noisy_psnr})
@@ -98,8 +94,8 @@ def colorize_example(model: nn.Module, meta: dict[str, Any]) -> Example:
     given = colorize.prepare(image)
     result = colorize.colorize_one(model, given)
     grey = images.to_pil(colorize.gray_rgb(given.luma))
-    return Example("colorize", [(_shown(grey), f"Grey: {result.gray_psnr:.2f} dB"),
-                                (_shown(images.to_pil(result.image)), f"Colorized: {result.psnr:.2f} dB")],
+    return Example("colorize", [(shown(grey), f"Grey: {result.gray_psnr:.2f} dB"),
+                                (shown(images.to_pil(result.image)), f"Colorized: {result.psnr:.2f} dB")],
                    f"PSNR against the original **{result.gray_psnr:.2f} → {result.psnr:.2f} dB** ({caption})",
                    link | {"model": meta["name"]}, meta["name"], {"psnr": result.psnr, "gray_psnr": result.gray_psnr})
 
@@ -112,8 +108,7 @@ def examples(load: Any = checkpoints.load) -> list[Example]:
                        ("colorization", colorize_example)):
         meta = shipped_best(task)
         if task == "denoising":
-            metas = [m for m in checkpoints.list_checkpoints(task)
-                     if Path(m["path"]).parent == paths.SHIPPED_CHECKPOINTS]
+            metas = [m for m in checkpoints.list_checkpoints(task) if checkpoints.is_shipped(m["path"])]
             chosen = denoise.default_method(metas, DENOISE_NOISE, 3, "cifar10")
             meta = next((m for m in metas if m["path"] == chosen), None)
         if meta is None:

@@ -412,7 +412,7 @@ def for_architecture(config: TrainConfig, arch: str) -> TrainConfig:
     if arch == config.arch:
         return config
     shipped = [m for m in checkpoints.list_checkpoints(config.task)
-               if m["architecture"] == arch and Path(m["path"]).parent == paths.SHIPPED_CHECKPOINTS]
+               if m["architecture"] == arch and checkpoints.is_shipped(m["path"])]
     recipe = shipped[0]["recipe"] if shipped else FALLBACK_RECIPES.get(arch, {})
     changes = {key: recipe[key] for key in RECIPE_FIELDS if key in recipe}
     if changes.get("optimizer", config.optimizer) == "muon" and arch not in MUON_ARCHS:

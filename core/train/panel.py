@@ -16,6 +16,8 @@ import torch
 from PIL import Image
 from torch import nn
 
+from core.images import png_bytes, to_pil
+
 PANEL_SIZE = 8
 
 
@@ -32,13 +34,7 @@ def choose(labels: torch.Tensor, size: int = PANEL_SIZE) -> list[int]:
 
 def encode(images: torch.Tensor) -> list[str]:
     """uint8 images (N x C x H x W) as base64 PNG strings."""
-    encoded = []
-    for image in images:
-        array = image.permute(1, 2, 0).numpy()
-        buffer = io.BytesIO()
-        Image.fromarray(array[..., 0] if array.shape[2] == 1 else array).save(buffer, format="PNG")
-        encoded.append(base64.b64encode(buffer.getvalue()).decode())
-    return encoded
+    return [base64.b64encode(png_bytes(to_pil(image.float() / 255))).decode() for image in images]
 
 
 def decode(encoded: str) -> Image.Image:

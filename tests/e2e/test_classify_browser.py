@@ -117,9 +117,11 @@ def test_noise_put_on_the_image_is_marked_on_the_recognition_curves(page, app_ur
     page.get_by_text("Noise versus recognition").first.click()
     thumb = page.get_by_role("slider", name="Put this noise on the image")
     thumb.scroll_into_view_if_needed()
-    thumb.focus()
-    for _ in range(4):  # none, 0, 10, 25, 50
+    for _ in range(4):  # none, 0, 10, 25, 50: one step at a time, each rerun done before the next key
+        thumb.focus()
         thumb.press("ArrowRight")
+        wait_until_idle(page)
+    page.get_by_text(re.compile(r"^Gaussian σ=50: ")).first.wait_for(timeout=60_000)
     page.get_by_text(re.compile(r"^denoised by .+: ")).first.wait_for(timeout=60_000)
     wait_until_idle(page)
     assert page.locator('[data-testid="stPlotlyChart"] .annotation-text').filter(has_text="this image").count() == 1
