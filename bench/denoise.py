@@ -61,7 +61,7 @@ class Row:
 
 
 def model_precision() -> str:
-    """How ``denoise.model_fn`` runs the models here (it picks bf16 where the CPU has AMX)."""
+    """How ``denoise.model_fn`` runs the models here (it picks bf16 where the CPU has AMX or AVX512-BF16)."""
     return "bf16 autocast, channels-last" if devices.amp_dtype(torch.device("cpu")) else "fp32"
 
 

@@ -182,7 +182,7 @@ def run_tiled(fn: Callable[[torch.Tensor], torch.Tensor], images: torch.Tensor, 
 def model_fn(model: nn.Module) -> Callable[[torch.Tensor], torch.Tensor]:
     """A same-size denoising function from a model, adapting the image's channels to the model's.
 
-    Where the hardware has fast bf16 (AMX on a CPU, a recent GPU) the model runs under bf16
+    Where the hardware has fast bf16 (AMX or AVX512-BF16 on a CPU, a recent GPU) the model runs under bf16
     autocast on channels-last input: on a Xeon with AMX that is 30 to 50 times faster than fp32
     for the U-Nets, and the difference (about 1e-3 RMS) is below one 8-bit level.
     """

@@ -30,21 +30,24 @@ def amp_dtype(device: torch.device) -> torch.dtype | None:
     """The autocast dtype worth using on ``device``, or None for full precision.
 
     bf16 on CUDA where the GPU supports it (no loss scaling needed), fp16 on older
-    GPUs. On a CPU with AMX tiles (Intel Xeon since Sapphire Rapids) bf16 convolutions
-    run on the matrix units, about twice as fast as fp32 when training the fast net; on
-    other CPUs bf16 is emulated and slower than fp32, so autocast stays off there.
+    GPUs. On a CPU with native bf16 arithmetic (AMX tiles on Intel Xeon since Sapphire
+    Rapids, or AVX512-BF16 on AMD Zen 4 and Intel Cooper Lake) bf16 convolutions run
+    in hardware: measured on a 2-core AMD EPYC with AVX512-BF16, 1.8x faster training
+    steps for the U-Net, 1.5x for the fast net, 2.4x faster U-Net inference. On other
+    CPUs bf16 is emulated and slower than fp32, so autocast stays off there.
     """
     if device.type == "cuda":
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    if device.type == "cpu" and cpu_has_amx():
+    if device.type == "cpu" and cpu_has_fast_bf16():
         return torch.bfloat16
     return None
 
 
-def cpu_has_amx() -> bool:
-    """Whether this CPU has AMX tiles, the matrix units that make bf16 training fast."""
-    probe = getattr(torch.cpu, "_is_amx_tile_supported", None)  # private, so guarded: absent means no
-    return bool(probe and probe())
+def cpu_has_fast_bf16() -> bool:
+    """Whether this CPU computes in bf16 natively (AMX tiles or AVX512-BF16), which makes bf16 fast."""
+    # torch's probes are private, so guarded: absent means no.
+    probes = (getattr(torch.cpu, "_is_amx_tile_supported", None), getattr(torch.cpu, "_is_avx512_bf16_supported", None))
+    return any(bool(probe and probe()) for probe in probes)
 
 
 def configure_threads(num_threads: int | None = None) -> int:

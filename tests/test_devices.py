@@ -15,8 +15,12 @@ def test_picks_cpu_without_accelerators(monkeypatch: pytest.MonkeyPatch) -> None
     monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
     assert devices.pick_device().type == "cpu"
     monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)
     assert devices.amp_dtype(torch.device("cpu")) is None  # emulated bf16 is slower than fp32
     monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: True)
+    assert devices.amp_dtype(torch.device("cpu")) is torch.bfloat16
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: True)  # AMD Zen 4
     assert devices.amp_dtype(torch.device("cpu")) is torch.bfloat16
     assert devices.describe(torch.device("cpu")).startswith("CPU")
 
