@@ -198,25 +198,105 @@ def draw(image: Image.Image, hints: list[Hint], radius: int | None = None) -> Im
     return marked
 
 
-SPREAD_SIGMA = 0.25  # of the longer side: 8 px at 32 (chosen on 1,000 training images, of 1 to 20 px)
+# The correction at each hint spreads along the luma (Levin et al. 2004, "Colorization using
+# Optimization"): neighbours of similar luma are tied, so a hint's colour fills its own region and
+# stops at edges. Chosen on 300 training images (of 0.015 to 0.12 and 1e-5 to 5e-2): with 1, 5, 10
+# and 20 hints +0.14, +0.27, +0.29 and +0.41 dB over the Gaussian spread it replaced.
+EDGE_SIGMA = 0.03  # luma difference (0-1 scale) at which two neighbours' corrections stop being tied
+DECAY = 1e-4  # each pixel's pull towards no correction: where no hint reaches, the model's colour stands
+TOLERANCE = 1e-4  # the solver stops when the preconditioned residual has shrunk this much
+# An ONNX export spreads by distance alone, with a Gaussian of this fraction of the longer side (the
+# spread before this one; 0.2 to 0.4 dB lower with 5 to 20 hints on the CIFAR-10 test set).
+EXPORT_SPREAD_SIGMA = 0.25
+# (dy, dx, weight): the four neighbours ahead of a pixel; diagonals count half, as they lie further away.
+_NEIGHBOURS = ((0, 1, 1.0), (1, 0, 1.0), (1, 1, 0.5), (1, -1, 0.5))
 
 
-def spread_residuals(chroma: torch.Tensor, hint_channels: torch.Tensor, sigma: float = SPREAD_SIGMA) -> torch.Tensor:
-    """``chroma`` (N x 2 x H x W) corrected so each hint's colour holds at its pixel, and nearby by degrees.
+def spread_residuals(chroma: torch.Tensor, hint_channels: torch.Tensor, luma: torch.Tensor) -> torch.Tensor:
+    """``chroma`` (N x 2 x H x W) corrected so each hint's colour holds at its pixel and spreads along the luma.
 
-    What the model missed at each hint (the hint's chroma minus the model's there) is spread with a
-    Gaussian of ``sigma`` times the longer side, as a fraction where hints' reaches overlap: a person's
-    colour then always shows where they clicked, and the model's colours stay away from hints.
+    What the model missed at each hint (the hint's chroma minus the model's there) is the correction
+    there; elsewhere the correction is the smoothest field over ``luma`` (N x 1 x H x W) that meets
+    them, smooth where the luma is and free to jump at its edges. A person's colour then shows where
+    they clicked and over the region they clicked in, not across the edge into the next one.
     """
     mask = hint_channels[:, 2:3].float().contiguous()
-    # A shortcut only (without hints the spread adds zero); an exported graph cannot branch on data.
-    if not torch.compiler.is_exporting() and not mask.any():
+    exporting = torch.compiler.is_exporting()
+    # A shortcut only (without hints the correction is zero); an exported graph cannot branch on data.
+    if not exporting and not mask.any():
         return chroma
-    with torch.autocast(chroma.device.type, enabled=False):  # a long grouped conv in bf16 crawls on a CPU
-        return _spread(chroma.float().contiguous(), hint_channels[:, :2].float().contiguous(), mask, sigma)
+    with torch.autocast(chroma.device.type, enabled=False):  # the solver needs fp32's precision
+        if exporting:  # each solver step adds dozens of nodes (and seconds of export): the older Gaussian spread
+            return _gaussian_spread(chroma.float().contiguous(), hint_channels[:, :2].float().contiguous(), mask,
+                                    EXPORT_SPREAD_SIGMA)
+        residual = (hint_channels[:, :2].float() - chroma.float()) * mask
+        return chroma.float() + propagate(residual, mask, luma.float())
 
 
-def _spread(chroma: torch.Tensor, hint_chroma: torch.Tensor, mask: torch.Tensor, sigma: float) -> torch.Tensor:
+def propagate(values: torch.Tensor, mask: torch.Tensor, luma: torch.Tensor, edge_sigma: float = EDGE_SIGMA,
+              decay: float = DECAY, steps: int | None = None) -> torch.Tensor:
+    """The field equal to ``values`` where ``mask`` is one, and elsewhere minimising the luma-weighted
+    differences between neighbours plus ``decay`` times its square (N x C x H x W).
+
+    Solved by conjugate gradients with a Jacobi preconditioner: ``steps`` if given, else until the
+    residual has shrunk by ``TOLERANCE``, at most five steps per pixel of the longer side. An exported
+    graph runs all of them, so it has no loop that depends on data.
+    """
+    height, width = luma.shape[-2:]
+    weights = []
+    for dy, dx, base in _NEIGHBOURS:
+        weight = base * torch.exp(-(luma - _ahead(luma, dy, dx)).square() / (2 * edge_sigma ** 2))
+        inside = torch.ones(height, width, dtype=luma.dtype, device=luma.device)
+        if dy:
+            inside[height - dy:] = 0
+        if dx > 0:
+            inside[:, width - dx:] = 0
+        elif dx < 0:
+            inside[:, :-dx] = 0
+        weights.append(weight * inside)  # no tie across the border (rolled tensors wrap around)
+    free = 1.0 - mask
+
+    def system(field: torch.Tensor) -> torch.Tensor:
+        tied = decay * field
+        for (dy, dx, _), weight in zip(_NEIGHBOURS, weights, strict=True):
+            pull = weight * (field - _ahead(field, dy, dx))
+            tied = tied + pull - torch.roll(pull, shifts=(dy, dx), dims=(-2, -1))
+        return free * tied
+
+    degree = decay + sum(weight + torch.roll(weight, shifts=(dy, dx), dims=(-2, -1))
+                         for (dy, dx, _), weight in zip(_NEIGHBOURS, weights, strict=True))
+    inverse = free / degree
+    known = values * mask
+    solution = torch.zeros_like(values)
+    residual = -system(known)
+    direction = inverse * residual
+    agreement = (residual * direction).sum((-2, -1), keepdim=True)
+    exporting = torch.compiler.is_exporting()
+    enough = agreement.amax() * TOLERANCE ** 2
+    for step in range(steps or 5 * max(height, width)):
+        # Stop once every residual has shrunk by TOLERANCE (checked now and then: each check waits for the
+        # numbers); an exported graph runs all its steps.
+        if not exporting and steps is None and step % 8 == 0 and bool(agreement.amax() <= enough):
+            break
+        applied = system(direction)
+        step = agreement / (direction * applied).sum((-2, -1), keepdim=True).clamp_min(1e-30)
+        solution = solution + step * direction
+        residual = residual - step * applied
+        preconditioned = inverse * residual
+        new_agreement = (residual * preconditioned).sum((-2, -1), keepdim=True)
+        direction = preconditioned + new_agreement / agreement.clamp_min(1e-30) * direction
+        agreement = new_agreement
+    return known + free * solution
+
+
+def _ahead(field: torch.Tensor, dy: int, dx: int) -> torch.Tensor:
+    """The value at each pixel's (dy, dx) neighbour (wrapping at the border, where the weights are zero)."""
+    return torch.roll(field, shifts=(-dy, -dx), dims=(-2, -1))
+
+
+def _gaussian_spread(chroma: torch.Tensor, hint_chroma: torch.Tensor, mask: torch.Tensor, sigma: float) -> torch.Tensor:
+    """Each hint's correction spread with a Gaussian of ``sigma`` times the longer side, as a fraction where
+    hints' reaches overlap (the exported graph's spread: two convolutions, no solver)."""
     residual = (hint_chroma - chroma) * mask
     spread = sigma * max(chroma.shape[-2:])
     radius = max(1, math.ceil(3 * spread))

@@ -39,8 +39,9 @@ def test_onnx_export_matches_pytorch_on_100_test_images(name: str, tmp_path: Pat
     np.testing.assert_allclose(answer, expected, atol=1e-4, rtol=0)
 
 
-def test_hint_colorizer_exports_at_a_chosen_size(tmp_path: Path) -> None:
-    # The hint spread skips work when there are no hints; the exported graph must still apply real hints.
+def test_hint_colorizer_exports_at_a_chosen_size(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The hint spread skips work when there are no hints; the exported graph must still apply real hints,
+    # with the Gaussian spread it uses in place of the luma-guided solver.
     model, _ = checkpoints.load("unet-colorizer-hints")
     generator = torch.Generator().manual_seed(0)
     given = torch.rand(3, 4, 48, 64, generator=generator)
@@ -51,7 +52,10 @@ def test_hint_colorizer_exports_at_a_chosen_size(tmp_path: Path) -> None:
     assert export.export_onnx("unet-colorizer-hints", out, height=48, width=64).channels == 4
     answer = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"]).run(None, {"images": given.numpy()})[0]
     with torch.no_grad():
+        along_luma = model(given)
+        monkeypatch.setattr(torch.compiler, "is_exporting", lambda: True)
         np.testing.assert_allclose(answer, model(given).numpy(), atol=1e-4, rtol=0)
+    assert not np.allclose(answer, along_luma.numpy(), atol=1e-3)  # the two spreads do differ
 
 
 def test_export_refuses_what_it_cannot_do_with_a_message(tmp_path: Path) -> None:

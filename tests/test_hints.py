@@ -147,13 +147,45 @@ def test_a_true_colour_is_the_originals_at_the_working_size_and_dots_show_the_hi
     assert marked.getpixel((50, 50)) == (0, 255, 0) and marked.getpixel((150, 50)) == (128, 128, 128)
 
 
-def test_spread_residuals_make_each_hint_hold_at_its_pixel_and_fade_with_distance() -> None:
+def test_spread_residuals_hold_each_hint_and_stop_at_luma_edges() -> None:
     chroma = torch.zeros(1, 2, 32, 32)
-    channels = hints.encode([hints.Hint.from_hex(0.1, 0.1, "#ff0000")], 32, 32)[None]
-    corrected = hints.spread_residuals(chroma, channels)
-    target = channels[0, :2, 3, 3]
-    assert torch.allclose(corrected[0, :, 3, 3], target, atol=1e-6)
-    assert 0 < corrected[0, 1, 3, 9].abs() < target[1].abs()  # 6 px away: part of the way
-    assert corrected[0, 1, 31, 31].abs() < 0.2 * target[1].abs()  # the far corner: nearly untouched
+    luma = torch.full((1, 1, 32, 32), 0.3)
+    luma[..., 16:] = 0.8  # a bright right half: an edge down the middle
+    channels = hints.encode([hints.Hint.from_hex(0.1, 0.5, "#ff0000")], 32, 32)[None]
+    corrected = hints.spread_residuals(chroma, channels, luma)
+    target = channels[0, :2, 16, 3]
+    assert torch.allclose(corrected[0, :, 16, 3], target, atol=1e-6)
+    # Across its own (dark) half the hint's colour holds nearly in full; past the edge almost nothing.
+    assert corrected[0, 1, 2, 14].abs() > 0.8 * target[1].abs()
+    assert corrected[0, 1, 16, 17].abs() < 0.05 * target[1].abs()
     # No hints: unchanged.
-    assert torch.equal(hints.spread_residuals(chroma, torch.zeros(1, 3, 32, 32)), chroma)
+    assert torch.equal(hints.spread_residuals(chroma, torch.zeros(1, 3, 32, 32), luma), chroma)
+
+
+def test_propagate_solves_its_linear_system() -> None:
+    # Checked against a dense solve of the same system on a small random image.
+    generator = torch.Generator().manual_seed(0)
+    luma = torch.rand(1, 1, 6, 7, generator=generator)
+    mask = torch.zeros(1, 1, 6, 7)
+    mask[0, 0, 1, 2] = mask[0, 0, 4, 5] = 1.0
+    values = torch.randn(1, 1, 6, 7, generator=generator) * mask
+    field = hints.propagate(values, mask, luma, steps=200).double()
+    size = 6 * 7
+    matrix = torch.eye(size, dtype=torch.float64) * hints.DECAY
+    flat = luma.flatten().double()
+    for row in range(6):
+        for col in range(7):
+            for dy, dx, base in ((0, 1, 1.0), (1, 0, 1.0), (1, 1, 0.5), (1, -1, 0.5)):
+                r, c = row + dy, col + dx
+                if 0 <= r < 6 and 0 <= c < 7:
+                    i, j = row * 7 + col, r * 7 + c
+                    w = base * torch.exp(-(flat[i] - flat[j]) ** 2 / (2 * hints.EDGE_SIGMA ** 2))
+                    matrix[i, i] += w
+                    matrix[j, j] += w
+                    matrix[i, j] -= w
+                    matrix[j, i] -= w
+    known = mask.flatten().bool()
+    free = ~known
+    expected = values.flatten().double().clone()
+    expected[free] = torch.linalg.solve(matrix[free][:, free], -matrix[free][:, known] @ expected[known])
+    assert torch.allclose(field.flatten(), expected, atol=1e-5)

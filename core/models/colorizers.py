@@ -71,7 +71,7 @@ class Colorizer(nn.Module):
     def _chroma(self, given: torch.Tensor, raw: torch.Tensor) -> torch.Tensor:
         chroma = self._decode(raw)
         if self.takes_hints and given.shape[1] > 1 and not self.training:
-            chroma = spread_residuals(chroma, given[:, 1:])
+            chroma = spread_residuals(chroma, given[:, 1:], given[:, :1])
         return chroma
 
     def forward(self, given: torch.Tensor) -> torch.Tensor:
