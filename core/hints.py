@@ -239,8 +239,7 @@ def propagate(values: torch.Tensor, mask: torch.Tensor, luma: torch.Tensor, edge
     differences between neighbours plus ``decay`` times its square (N x C x H x W).
 
     Solved by conjugate gradients with a Jacobi preconditioner: ``steps`` if given, else until the
-    residual has shrunk by ``TOLERANCE``, at most five steps per pixel of the longer side. An exported
-    graph runs all of them, so it has no loop that depends on data.
+    residual has shrunk by ``TOLERANCE``, at most five steps per pixel of the longer side.
     """
     height, width = luma.shape[-2:]
     weights = []
@@ -271,17 +270,15 @@ def propagate(values: torch.Tensor, mask: torch.Tensor, luma: torch.Tensor, edge
     residual = -system(known)
     direction = inverse * residual
     agreement = (residual * direction).sum((-2, -1), keepdim=True)
-    exporting = torch.compiler.is_exporting()
     enough = agreement.amax() * TOLERANCE ** 2
-    for step in range(steps or 5 * max(height, width)):
-        # Stop once every residual has shrunk by TOLERANCE (checked now and then: each check waits for the
-        # numbers); an exported graph runs all its steps.
-        if not exporting and steps is None and step % 8 == 0 and bool(agreement.amax() <= enough):
+    for iteration in range(steps or 5 * max(height, width)):
+        # Stop once every residual has shrunk by TOLERANCE (checked now and then: each check waits for the numbers).
+        if steps is None and iteration % 8 == 0 and bool(agreement.amax() <= enough):
             break
         applied = system(direction)
-        step = agreement / (direction * applied).sum((-2, -1), keepdim=True).clamp_min(1e-30)
-        solution = solution + step * direction
-        residual = residual - step * applied
+        length = agreement / (direction * applied).sum((-2, -1), keepdim=True).clamp_min(1e-30)
+        solution = solution + length * direction
+        residual = residual - length * applied
         preconditioned = inverse * residual
         new_agreement = (residual * preconditioned).sum((-2, -1), keepdim=True)
         direction = preconditioned + new_agreement / agreement.clamp_min(1e-30) * direction

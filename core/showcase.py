@@ -18,10 +18,6 @@ from core import checkpoints, classify, colorize, data, denoise, images
 from core.noise import NoiseSpec
 
 SHOWN_SIDE = 160  # pixels: a 32 x 32 test image enlarged five times
-
-
-def shown(image: Image.Image) -> Image.Image:
-    return images.for_clicking(image, 2 * SHOWN_SIDE)  # small ones enlarged to SHOWN_SIDE, large ones shrunk
 DENOISE_NOISE = NoiseSpec("gaussian", 25.0)
 DENOISE_SEED = 0
 # (test image index, sample photo) per page, picked to show what the page does: a cat to name, a ship under
@@ -37,6 +33,11 @@ class Example:
     query: dict[str, str]  # the link parameters that open the page on the same image and model
     checkpoint: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
+
+
+def shown(image: Image.Image) -> Image.Image:
+    """``image`` at the size the showcase shows it: small ones enlarged to SHOWN_SIDE, large ones shrunk."""
+    return images.for_clicking(image, 2 * SHOWN_SIDE)
 
 
 def shipped_best(task: str) -> dict[str, Any] | None:
