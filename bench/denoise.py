@@ -1,7 +1,8 @@
 """Denoising on the full test sets: noisy input, median filter, BM3D and every denoising checkpoint.
 
 For each setting (CIFAR-10 with Gaussian sigma 15, 25, 50 and salt-and-pepper 0.07;
-MNIST and Fashion-MNIST with Gaussian sigma 0.5 on [0, 1] images, 127.5 on the 0-255
+the CIFAR-10 test images in BT.601 grey with Gaussian sigma 15, 25, 50, for denoisers trained with
+``--grey``; MNIST and Fashion-MNIST with Gaussian sigma 0.5 on [0, 1] images, 127.5 on the 0-255
 scale) the noise is drawn once from a fixed seed, and every method sees the same noisy
 images. PSNR is reported both ways: the mean of per-image PSNRs (the literature's
 convention) and the PSNR of the mean squared error over all test pixels. BM3D, at about
@@ -13,10 +14,11 @@ Sun-Hays 80) at Gaussian sigma 15, 25 and 50, through the Denoise page's own pat
 decoder, the working size, tiles): every colour checkpoint and BM3D, per folder, with the PSNR
 of the folder's MSE, the mean per-image PSNR, SSIM and seconds per megapixel. BM3D takes about
 half a minute per photo, so it runs on the first ``--bm3d-photos`` of each folder, and a second
-table compares every method on exactly those photos.
+table compares every method on exactly those photos. Grey photos (two in Set14) are left to ``--grey``,
+which measures the one-channel denoisers and grey BM3D on every photo converted to grey.
 
 Usage: python bench/denoise.py [--write] [--only NAME] [--dataset NAME ...] [--bm3d-images 500] [--limit N]
-       python bench/denoise.py --photos [--per-folder N] [--bm3d-photos 5] [--sigma 25 ...]
+       python bench/denoise.py --photos [--grey] [--per-folder N] [--bm3d-photos 5] [--sigma 25 ...]
 --write stores each shipped checkpoint's numbers in its sidecar.
 """
 
@@ -32,10 +34,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import torch
 
-from core import checkpoints, data, denoise, devices, images, metrics, paths
+from core import checkpoints, color, data, denoise, devices, images, metrics, paths
 from core.noise import NoiseSpec, add_noise
 
 NOISE_SEED = 2024
+GREY = "_grey"  # a dataset's test images in BT.601 grey, for denoisers trained on them (core.train --grey)
 BATCH = 500
 SETTINGS = (
     ("cifar10", NoiseSpec("gaussian", 15.0)),
@@ -43,6 +46,9 @@ SETTINGS = (
     ("cifar10", NoiseSpec("gaussian", 50.0)),
     ("cifar10", NoiseSpec("salt_pepper", 0.07)),
     ("cifar10", NoiseSpec("salt_pepper_channels", 0.07)),
+    ("cifar10_grey", NoiseSpec("gaussian", 15.0)),
+    ("cifar10_grey", NoiseSpec("gaussian", 25.0)),
+    ("cifar10_grey", NoiseSpec("gaussian", 50.0)),
     ("mnist", NoiseSpec("gaussian", 127.5)),
     ("fashion_mnist", NoiseSpec("gaussian", 127.5)),
 )
@@ -58,6 +64,15 @@ class Row:
     psnr_dataset: float
     ssim: float
     ms_per_image: float | None
+
+
+def source_dataset(name: str) -> str:
+    return name.removesuffix(GREY)
+
+
+def dataset_title(name: str) -> str:
+    title = data.DATASETS[source_dataset(name)].title
+    return f"{title} (grey)" if name.endswith(GREY) else title
 
 
 def model_precision() -> str:
@@ -90,8 +105,9 @@ def measure(fn, clean: torch.Tensor, noisy: torch.Tensor) -> tuple[float, float,
 def bench_setting(dataset: str, spec: NoiseSpec, metas: list[dict], bm3d_images: int, limit: int | None,
                   written: dict[str, dict[str, float]]) -> list[Row]:
     """Every method on one dataset and noise; checkpoints' numbers are collected into ``written``."""
-    test = data.load_dataset(dataset, "test")
-    clean = test.images[:limit].float().div(255)
+    test = data.load_dataset(source_dataset(dataset), "test")
+    pixels = test.images[:limit]
+    clean = (color.grey_uint8(pixels) if dataset.endswith(GREY) else pixels).float().div(255)
     noisy = add_noise(clean, spec, torch.Generator().manual_seed(NOISE_SEED))
     rows: list[Row] = []
 
@@ -109,7 +125,7 @@ def bench_setting(dataset: str, spec: NoiseSpec, metas: list[dict], bm3d_images:
         add("BM3D (bm3d_rgb)" if clean.shape[1] == 3 else "BM3D", lambda x: denoise.bm3d_denoise(x, spec.level),
             images=subset, timed=True)
     for meta in metas:
-        if meta["dataset"] != dataset:
+        if not denoise.suits(meta, clean.shape[1], source_dataset(dataset)):
             continue
         model, meta = checkpoints.load(meta["path"])
         model.eval()
@@ -131,26 +147,32 @@ def photo_cells(score: metrics.SetScore) -> str:
             f"| {timing}")
 
 
-def bench_photos(metas: list[dict], sigmas: list[float], per_folder: int | None, bm3d_photos: int) -> None:
-    """Every colour checkpoint and BM3D on the development photos, as the Denoise page runs them."""
+def bench_photos(metas: list[dict], sigmas: list[float], per_folder: int | None, bm3d_photos: int,
+                 grey: bool = False) -> None:
+    """Every colour checkpoint and BM3D on the development colour photos, as the Denoise page runs them; with
+    ``grey``, every one-channel checkpoint trained on photographs and grey BM3D on every photo made grey."""
     folders = data.photo_folders()
     if not folders:
         raise SystemExit(f"No development photos under {paths.data_root() / 'photos'}.")
-    models = []
+    models, channels = [], 1 if grey else 3
     for meta in metas:
-        if denoise.suits(meta, 3, None):
+        if denoise.suits(meta, channels, None) and meta["dataset"] in denoise.PHOTO_DATASETS:
             model, meta = checkpoints.load(meta["path"])
             models.append((meta["name"], model))
     print(f"CPU: {devices.cpu_model()}; {devices.describe()}; models in {model_precision()}; "
           "noise seed = the photo's index in its folder; PSNR with peak 1.\n")
+    bm3d = "BM3D" if grey else "BM3D (bm3d_rgb)"
     for folder, files in folders.items():
-        files = files[:per_folder]
+        photos = [images.load_image(path.read_bytes()) for path in files]
+        photos = [photo.convert("L") for photo in photos] if grey else \
+            [photo for photo in photos if not images.is_grayscale(photo)]
+        photos = photos[:per_folder]
         for sigma in sigmas:
             spec = NoiseSpec("gaussian", sigma)
             everywhere: dict[str, metrics.SetScore] = {}
             on_subset: dict[str, metrics.SetScore] = {}
-            for index, path in enumerate(files):
-                clean, _ = denoise.prepare(images.load_image(path.read_bytes()))
+            for index, photo in enumerate(photos):
+                clean, _ = denoise.prepare(photo)
                 noisy = denoise.make_noisy(clean, spec, seed=index)
                 pixels = clean.shape[1] * clean.shape[2]
                 psnr, ssim = denoise.score(noisy, clean)
@@ -158,14 +180,14 @@ def bench_photos(metas: list[dict], sigmas: list[float], per_folder: int | None,
                 results += [(name, denoise.denoise_one(name, noisy, model=model, title=name, clean=clean))
                             for name, model in models]
                 if index < bm3d_photos:
-                    results.append(("BM3D (bm3d_rgb)", denoise.denoise_one("bm3d", noisy, spec=spec, clean=clean)))
+                    results.append((bm3d, denoise.denoise_one("bm3d", noisy, spec=spec, clean=clean)))
                 for name, result in results:
-                    tables = ([] if name == "BM3D (bm3d_rgb)" else [everywhere]) + ([on_subset] * (index < bm3d_photos))
+                    tables = ([] if name == bm3d else [everywhere]) + ([on_subset] * (index < bm3d_photos))
                     for table in tables:
                         table.setdefault(name, metrics.SetScore()).add(result.psnr, pixels, result.seconds,
                                                                        ssim=result.ssim)
-            print(f"**{folder}, Gaussian σ={sigma:g}** ({len(files)} photos; BM3D on the first "
-                  f"{min(bm3d_photos, len(files))})\n")
+            print(f"**{folder}{' in grey' if grey else ''}, Gaussian σ={sigma:g}** ({len(photos)} "
+                  f"{'' if grey else 'colour '}photos; BM3D on the first {min(bm3d_photos, len(photos))})\n")
             print("| method | photos | PSNR of the set's MSE (dB) | PSNR, mean per photo (dB) | SSIM "
                   "| time per megapixel |")
             print("|---|---:|---:|---:|---:|---:|")
@@ -187,12 +209,13 @@ def main() -> None:
     parser.add_argument("--photos", action="store_true", help="measure the development photos instead")
     parser.add_argument("--per-folder", type=int, help="--photos: only the first N photos of each folder")
     parser.add_argument("--bm3d-photos", type=int, default=5, help="--photos: photos per folder BM3D runs on")
+    parser.add_argument("--grey", action="store_true", help="--photos: the photos in grey, one-channel models")
     parser.add_argument("--sigma", type=float, action="append", help="--photos: Gaussian sigma (repeatable)")
     args = parser.parse_args()
     devices.configure_threads()
     if args.photos:
         metas = [m for m in checkpoints.list_checkpoints("denoising") if not args.only or m["name"] == args.only]
-        bench_photos(metas, args.sigma or list(PHOTO_SIGMAS), args.per_folder, args.bm3d_photos)
+        bench_photos(metas, args.sigma or list(PHOTO_SIGMAS), args.per_folder, args.bm3d_photos, args.grey)
         return
     written: dict[str, dict[str, float]] = {}
     metas = [m for m in checkpoints.list_checkpoints("denoising") if not args.only or m["name"] == args.only]
@@ -210,7 +233,7 @@ def main() -> None:
     print("|---|---|---|---:|---:|---:|---:|---:|")
     for row in rows:
         timing = "–" if row.ms_per_image is None else f"{row.ms_per_image:.2f} ms"
-        print(f"| {data.DATASETS[row.dataset].title} | {row.noise} | {row.method} | {row.images:,} "
+        print(f"| {dataset_title(row.dataset)} | {row.noise} | {row.method} | {row.images:,} "
               f"| {row.psnr_mean:.2f} | {row.psnr_dataset:.2f} | {row.ssim:.4f} | {timing} |")
 
 

@@ -27,6 +27,14 @@ def luma(rgb: torch.Tensor) -> torch.Tensor:
     return rgb_to_grayscale(rgb)
 
 
+def grey_uint8(images: torch.Tensor, chunk: int = 4096) -> torch.Tensor:
+    """uint8 RGB images (N x 3 x H x W) as their rounded uint8 BT.601 luma (N x 1 x H x W); others unchanged."""
+    if images.shape[1] != 3:
+        return images
+    return torch.cat([luma(part.float().div(255)).mul(255).round().to(torch.uint8)
+                      for part in images.split(chunk)]) if len(images) else images[:, :1]
+
+
 def chroma(rgb: torch.Tensor) -> torch.Tensor:
     """The Cb and Cr offsets from neutral grey (N x 2 x H x W), in [-0.5, 0.5]."""
     return rgb_to_ycbcr(rgb)[:, 1:] - 0.5

@@ -19,12 +19,14 @@ def tiny_classifier(folder: Path, name: str, width: int = 8, variant: str = "bas
     return Path(result.checkpoint)
 
 
-def tiny_denoiser(folder: Path, name: str, arch: str = "unet_denoiser", width: int = 8, noise: str = "gaussian"
-                  ) -> Path:
-    """A width-8 denoiser trained for one epoch on 256 CIFAR-10 images with Gaussian sigma 25 (or ``noise``)."""
-    config = TrainConfig(task="denoising", arch=arch, arch_args={"width": width, "depth": 2}, dataset="cifar10",
+def tiny_denoiser(folder: Path, name: str, arch: str = "unet_denoiser", width: int = 8, noise: str = "gaussian",
+                  dataset: str = "cifar10", grey: bool = False) -> Path:
+    """A width-8 denoiser trained for one epoch on 256 CIFAR-10 images (or ``dataset``'s; in grey if asked)
+    with Gaussian sigma 25 (or ``noise``)."""
+    config = TrainConfig(task="denoising", arch=arch, arch_args={"width": width, "depth": 2}, dataset=dataset,
                          epochs=1, batch_size=64, subset=256, val_size=64, optimizer="adam", lr=2e-3,
-                         schedule="constant", noise=noise, noise_level=25.0, seed=1, out=str(folder), name=name)
+                         schedule="constant", noise=noise, noise_level=25.0, seed=1, out=str(folder), name=name,
+                         grey=grey)
     result = Trainer(config).fit()
     assert result.status == "finished", result.message
     checkpoints.load(result.checkpoint)

@@ -161,6 +161,27 @@ def test_the_default_denoiser_follows_the_kind_of_noise(home_with_two_kinds: Pat
     assert "tiny-impulse" in chosen()
 
 
+def test_a_grey_photo_opens_on_the_grey_photo_denoiser_never_the_digit_one(
+        tmp_path: Path, data_root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    home = tmp_path / "home"
+    tiny_denoiser(home / "checkpoints", "tiny-digits", dataset="mnist")
+    app = open_page(home, "pages/denoise.py", monkeypatch)
+    app.segmented_control[0].set_value("Upload").run()
+    buffer = io.BytesIO()
+    sample_photo("Coffee").convert("L").resize((96, 64)).save(buffer, format="PNG")
+    upload = ("coffee-grey.png", buffer.getvalue(), "image/png")
+    app.get("file_uploader")[0].set_value(upload).run()
+    assert not app.exception
+    assert str(widget(app.selectbox, "Denoiser").value) == "bm3d"  # an MNIST denoiser would ruin a photo
+    tiny_denoiser(home / "checkpoints", "tiny-grey", grey=True)
+    app = open_page(home, "pages/denoise.py", monkeypatch)
+    app.segmented_control[0].set_value("Upload").run()
+    app.get("file_uploader")[0].set_value(upload).run()
+    assert not app.exception
+    assert "tiny-grey" in str(widget(app.selectbox, "Denoiser").value)
+    assert metric(app, "Denoised PSNR") > 0
+
+
 def test_the_best_classifier_says_what_it_sees_in_the_clean_noisy_and_denoised_image(
         tmp_path: Path, data_root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from core import checkpoints, classify, data

@@ -137,6 +137,9 @@ def test_compare_mode_only_offers_models_that_suit_the_image() -> None:
     assert denoise.suits(mnist, 1, "mnist") and not denoise.suits(cifar, 1, "mnist")
     assert denoise.suits(cifar, 3, None) and not denoise.suits(mnist, 3, None)  # a colour upload
     assert denoise.suits(mnist, 1, None)  # a grey upload
+    grey = {"dataset": "cifar10", "arch_args": {"in_channels": 1}}  # trained with --grey
+    assert denoise.suits(grey, 1, None) and not denoise.suits(cifar, 1, None)
+    assert not denoise.suits(grey, 3, "cifar10")  # it would turn a colour test image grey
 
 
 def test_ssim_of_a_large_image_is_measured_in_strips_with_the_same_result() -> None:
@@ -175,6 +178,13 @@ def test_default_denoiser_is_the_best_measured_one_trained_for_the_noise() -> No
     # Per-channel impulses: the blind mix learned them; the whole-pixel specialist did not.
     assert default("salt_pepper_channels", 0.07) == "blind"
     assert default("poisson", 30) == "median"  # no model learned Poisson noise: the classical answer
+    assert default("gaussian", 25, channels=1, dataset="mnist") == "mnist"
+    # A grey upload is a photo: never the digit denoiser, but the classical answer...
+    assert default("gaussian", 25, channels=1) == "median"
+    assert default("gaussian", 25, channels=1, pixels=32 * 32) == "bm3d"
+    # ...or a denoiser trained on grey photos (core.train --grey), whatever the digit model's numbers.
+    metas.append(denoiser_meta("grey", "gaussian", channels=1, gaussian15=30.0, gaussian25=27.0))
+    assert default("gaussian", 25, channels=1) == "grey" and default("gaussian", 120, channels=1) == "grey"
     assert default("gaussian", 25, channels=1, dataset="mnist") == "mnist"
     assert default("gaussian", 25, dataset="fashion_mnist", pixels=32 * 32) == "bm3d"
     assert default("gaussian", 25, dataset="fashion_mnist", pixels=denoise.BM3D_MAX_PIXELS + 1) == "median"

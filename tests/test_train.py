@@ -16,7 +16,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from core import checkpoints, metrics
+from core import checkpoints, color, data, metrics
 from core.charts import ema_smooth
 from core.train import ConfigError, TrainConfig, Trainer
 from core.train.__main__ import main as cli_main
@@ -169,6 +169,7 @@ def test_whitening_bias_trains_only_for_its_epochs(tmp_path: Path) -> None:
         ({"teacher": "fastnet-cifar10"}, "A teacher guides colorizers only"),
         ({"resume": "a", "init_from": "b"}, "not both"),
         ({"teacher_weight": -1.0}, "teacher_weight must be between"),
+        ({"grey": True}, "grey trains denoisers only"),
     ],
 )
 def test_bad_configurations_are_refused_before_anything_starts(change: dict, message: str) -> None:
@@ -332,6 +333,21 @@ def test_denoising_and_colorization_runs(tmp_path: Path, data_root: Path, task: 
                   optimizer="adam", lr=2e-3, loss="l1", noise_level=50.0)
     result = Trainer(config).fit()
     assert result.status == "finished" and 5.0 < result.test_metrics[headline] < 60.0
+
+
+def test_a_grey_denoiser_learns_and_is_tested_on_grey_images(tmp_path: Path, data_root: Path) -> None:
+    config = tiny(tmp_path, task="denoising", arch="unet_denoiser", arch_args={"width": 8}, epochs=1,
+                  optimizer="adam", lr=2e-3, grey=True)
+    trainer = Trainer(config)
+    result = trainer.fit()
+    assert result.status == "finished" and 5.0 < result.test_metrics["test_psnr"] < 60.0
+    assert trainer.train_data.images.shape[1] == 1 and trainer.test.images.shape[1] == 1
+    colour = data.load_dataset("cifar10", "test").images[:4]
+    expected = color.luma(colour.float() / 255).mul(255).round().to(torch.uint8)
+    assert torch.equal(trainer.test.images[:4], expected)
+    meta = checkpoints.read_meta(Path(result.checkpoint))
+    assert meta["arch_args"]["in_channels"] == 1 and meta["recipe"]["grey"] is True
+    assert "--grey" in meta["recipe"]["command"]
 
 
 # ---- the run store -----------------------------------------------------------------------------------

@@ -63,6 +63,7 @@ class TrainConfig:
     augment: bool = True  # random 2-pixel translation and horizontal flips
     alternate_flips: bool = False  # flip each image in every other epoch instead of at random
     tta: bool = False  # classification: also report test metrics with flip-and-shift test-time augmentation
+    grey: bool = False  # denoising: train and test on the images' BT.601 grey (a denoiser for grey photos)
     loss: str = "mse"  # denoising / colorization
     noise: str = "gaussian"  # denoising: the noise kind, or a mix of kinds and levels ("blind", "impulse": core.noise)
     noise_level: float = 25.0  # denoising: the strength (see core.noise)
@@ -177,6 +178,9 @@ class TrainConfig:
                     noise.NoiseSpec(self.noise, self.noise_max_level)
             except ValueError as error:
                 problems.append(str(error))
+        if self.grey and self.task != "denoising":
+            problems.append("grey trains denoisers only (colorizers already see grey, classifiers take a grey "
+                            "dataset such as MNIST).")
         unsafe_name = not self.name or any(c in self.name for c in "/\\\0") or self.name.startswith(".")
         if self.name is not None and unsafe_name:
             problems.append(f"name {self.name!r} cannot be used as a file name.")

@@ -15,7 +15,7 @@ import os
 import sys
 import threading
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -24,7 +24,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from core import checkpoints, data, devices, models, own_data, paths
+from core import checkpoints, color, data, devices, models, own_data, paths
 from core.classify import InputFormat, predict_tta_and_plain
 from core.train import panel, resume
 from core.train.config import TrainConfig, config_to_command
@@ -234,6 +234,9 @@ class Trainer:
                 full.images, full.labels, config.val_size)
         if config.subset is not None:
             train_images, train_labels = train_images[: config.subset], train_labels[: config.subset]
+        if config.grey:  # a denoiser for grey photos learns, and is tested, on the same images in grey
+            train_images, val_images = color.grey_uint8(train_images), color.grey_uint8(val_images)
+            self.test = replace(self.test, images=color.grey_uint8(self.test.images))
         self.train_data = data.ImageDataset(full.name, "train", train_images, train_labels, full.classes, full.source)
         self.val_images, self.val_labels = val_images, val_labels
         self.panel: dict[str, Any] | None = None  # the images whose predictions are shown after every epoch
