@@ -131,6 +131,25 @@ def test_an_already_noisy_photo_gets_an_estimate_and_a_strength(page, app_url: s
     screenshot(page, "denoise-already-noisy")
 
 
+def test_a_grey_photo_opens_on_the_grey_photo_denoiser(page, app_url: str, tmp_path) -> None:
+    from core import images
+
+    upload = tmp_path / "grey-coffee.png"
+    images.sample_photo("Coffee").convert("L").resize((150, 100)).save(upload)
+    open_page(page, app_url, "denoise")
+    page.get_by_text("Upload", exact=True).first.click()
+    page.locator('[data-testid="stFileUploaderDropzoneInput"]').set_input_files(str(upload))
+    page.get_by_text("grey-coffee.png").first.wait_for(timeout=60_000)
+    expected = Path(denoise.default_method(checkpoints.list_checkpoints("denoising"), NoiseSpec("gaussian", 25),
+                                           1, None, 150 * 100)).stem
+    assert expected == "unet-gaussian-grey-cifar10"  # the shipped one, not a digit denoiser
+    wait_for_selected(page, "Denoiser", expected)
+    page.get_by_text("Denoised: unet-gaussian-grey-cifar10").first.wait_for(timeout=60_000)
+    assert metric_value(page, "Denoised PSNR") > metric_value(page, "Noisy PSNR") + 3
+    body = page.locator('[data-testid="stMainBlockContainer"]').inner_text()
+    assert "Traceback" not in body and page.console_errors == []
+
+
 def test_a_copied_link_opens_the_same_result_in_another_browser(page, browser, app_url: str) -> None:
     open_page(page, app_url, "denoise")
     page.get_by_text("Noisy PSNR").first.wait_for(timeout=120_000)
