@@ -156,7 +156,7 @@ def bench_photos(metas: list[dict], sigmas: list[float], per_folder: int | None,
         raise SystemExit(f"No development photos under {paths.data_root() / 'photos'}.")
     models, channels = [], 1 if grey else 3
     for meta in metas:
-        if denoise.suits(meta, channels, None) and meta["dataset"] in denoise.PHOTO_DATASETS:
+        if denoise.suits_photo(meta, channels):
             model, meta = checkpoints.load(meta["path"])
             models.append((meta["name"], model))
     print(f"CPU: {devices.cpu_model()}; {devices.describe()}; models in {model_precision()}; "

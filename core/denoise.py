@@ -72,6 +72,12 @@ def suits(meta: dict, channels: int, dataset: str | None) -> bool:
     return fits and (dataset is None or meta["dataset"] == dataset)
 
 
+def suits_photo(meta: dict, channels: int) -> bool:
+    """Whether a denoising checkpoint may open on a visitor's photo of ``channels``: it takes them and learned
+    on photographs (an MNIST denoiser makes a grey photo worse than the noisy input)."""
+    return suits(meta, channels, None) and meta["dataset"] in PHOTO_DATASETS
+
+
 def trained_for(meta: dict, kind: str) -> bool:
     """Whether a denoising checkpoint learned ``kind`` of noise: alone, or as part of a mix."""
     trained = meta.get("recipe", {}).get("noise", "gaussian")
@@ -100,7 +106,7 @@ def default_method(metas: list[dict], spec: NoiseSpec, channels: int, dataset: s
     photo at sigma 25 worse than the noisy input (12.6 against 20.3 dB on Set14's bridge).
     """
     fitting = [meta for meta in metas if suits(meta, channels, dataset) and trained_for(meta, spec.kind)
-               and (dataset is not None or meta["dataset"] in PHOTO_DATASETS)]
+               and (dataset is not None or suits_photo(meta, channels))]
     if fitting:
         best = max(fitting, key=lambda meta: (measured_psnr(meta, spec) is not None, measured_psnr(meta, spec) or 0,
                                               meta["recipe"].get("noise") == spec.kind))

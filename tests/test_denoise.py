@@ -140,6 +140,7 @@ def test_compare_mode_only_offers_models_that_suit_the_image() -> None:
     grey = {"dataset": "cifar10", "arch_args": {"in_channels": 1}}  # trained with --grey
     assert denoise.suits(grey, 1, None) and not denoise.suits(cifar, 1, None)
     assert not denoise.suits(grey, 3, "cifar10")  # it would turn a colour test image grey
+    assert denoise.suits_photo(grey, 1) and not denoise.suits_photo(mnist, 1)  # digits are not photos
 
 
 def test_ssim_of_a_large_image_is_measured_in_strips_with_the_same_result() -> None:
