@@ -300,6 +300,11 @@ def list_checkpoints(task: str | None = None) -> list[dict[str, Any]]:
 HEADLINE_METRICS = {"classification": "test_accuracy", "colorization": "test_psnr_dataset"}
 
 
+def takes_hints(meta: dict[str, Any]) -> bool:
+    """Whether a checkpoint's colorizer takes colour hints, read from its sidecar (nothing is loaded)."""
+    return bool(meta["arch_args"].get("hints")) or models.get_architecture(meta["architecture"]).takes_hints
+
+
 def best_first(metas: list[dict[str, Any]], prefer_dataset: str | None = None) -> list[dict[str, Any]]:
     """``metas`` ordered by their task's headline test metric, best first; unmeasured ones keep their order, last.
 

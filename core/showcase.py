@@ -45,7 +45,7 @@ def shipped_best(task: str) -> dict[str, Any] | None:
     shipped = [m for m in checkpoints.list_checkpoints(task) if checkpoints.is_shipped(m["path"])]
     metas = checkpoints.best_first(shipped, "cifar10")
     if task == "colorization":  # a hint model without hints is not what the page shows first
-        metas = [m for m in metas if not m["arch_args"].get("hints")] or metas
+        metas = [m for m in metas if not checkpoints.takes_hints(m)] or metas
     return metas[0] if metas else None
 
 

@@ -7,7 +7,7 @@ import streamlit as st
 import torch
 from streamlit_image_coordinates import streamlit_image_coordinates
 
-from core import colorize, hints, images, memo
+from core import checkpoints, colorize, hints, images, memo
 from pages import ensure_routed
 from pages.shared import comparison, download_name, explain_model, image_input, links, model_of, pick_checkpoint
 
@@ -33,7 +33,7 @@ with settings_column:
         "Working size (pixels, longer side)", 32, 256, colorize.WORKING_SIDE, step=16, key="colorize-working-side",
         help="A large photo's colour is predicted at this size and spread over the full-resolution lightness. "
              "The models learned on 32x32 images, so objects should span a few dozen pixels here.")
-    if meta is not None and not meta["arch_args"].get("hints"):
+    if meta is not None and not checkpoints.takes_hints(meta):
         st.caption("To guide the colours with clicks, pick a model that takes colour hints.")
 
 if chosen is None or meta is None:

@@ -3,10 +3,12 @@ baseline, and hint colorizers (grown from a plain one, trained, used on a photo)
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
 
-from core import checkpoints, color, colorize, hints, models
+from core import checkpoints, color, colorize, data, hints, models
 from core.train import TrainConfig, Trainer
 
 
@@ -104,6 +106,54 @@ def test_a_hint_colorizer_fine_tunes_from_a_plain_one_and_uses_hints_on_a_photo(
     assert hinted_rgb.shape == (3, 48, 64)
     assert not torch.equal(plain_rgb, hinted_rgb)
     assert torch.allclose(color.luma(hinted_rgb[None])[0], luma, atol=2e-2)  # the luma is kept
+
+
+def test_a_hint_refiner_keeps_the_faithful_colorizer_frozen_and_learns_only_its_correction(tmp_path, data_root,
+                                                                                           monkeypatch) -> None:
+    full = data.load_dataset
+
+    def first_images(*args, **kwargs) -> data.ImageDataset:  # the run proves the design, not the colours
+        loaded = full(*args, **kwargs)
+        return dataclasses.replace(loaded, images=loaded.images[:160], labels=loaded.labels[:160])
+
+    monkeypatch.setattr(data, "load_dataset", first_images)
+    faithful, _ = checkpoints.load("unet-colorizer-faithful")
+    fresh = models.build("hint_refiner", width=8, depth=2).eval()
+    fresh.adopt(faithful)
+    images = torch.rand(2, 3, 32, 32)
+    luma = color.luma(images)
+    with torch.no_grad():  # the correction starts at zero: without hints it is the faithful colorizer exactly
+        assert torch.equal(fresh.predict_chroma(luma), faithful.predict_chroma(luma).float())
+        # ...and with hints, its colours with the hints spread along the luma (the classical answer)
+        placed = hints.fixed_hints(images, 4, seed=1)
+        classical = hints.spread_residuals(faithful.predict_chroma(luma).float(), placed, luma)
+        assert torch.allclose(fresh.predict_chroma(torch.cat([luma, placed], dim=1)), classical, atol=1e-5)
+
+    config = TrainConfig(task="colorization", arch="hint_refiner", arch_args={"width": 8, "depth": 2},
+                         dataset="cifar10", epochs=1, batch_size=32, subset=96, val_size=32, optimizer="adam",
+                         lr=1e-2, schedule="constant", loss="mse", seed=0, out=str(tmp_path), name="refiner")
+    result = Trainer(config).fit()
+    assert result.status == "finished", result.message
+    refiner, meta = checkpoints.load(result.checkpoint)
+    assert refiner.takes_hints and meta["architecture"] == "hint_refiner"
+    assert checkpoints.takes_hints(meta) and not checkpoints.takes_hints(checkpoints.read_meta(
+        checkpoints.resolve("unet-colorizer-faithful")))  # the pages tell from the sidecar alone
+    assert all(torch.equal(mine, theirs) for mine, theirs in  # the base took its weights and kept them
+               zip(refiner.base.state_dict().values(), faithful.state_dict().values(), strict=True))
+    with torch.no_grad():
+        assert not torch.equal(refiner.predict_chroma(luma), faithful.predict_chroma(luma).float())  # it learned
+        given = torch.cat([luma, hints.fixed_hints(images, 5, seed=0)], dim=1)
+        chroma = refiner.predict_chroma(given)
+    mask = given[:, 3:4] > 0  # each hint's colour holds at its pixel
+    assert torch.allclose(chroma.masked_select(mask), given[:, 1:3].masked_select(mask), atol=1e-4)
+
+
+def test_a_hint_refiner_without_its_base_checkpoint_fails_with_a_message(tmp_path, data_root, monkeypatch) -> None:
+    monkeypatch.setattr(checkpoints, "checkpoint_dirs", lambda: [tmp_path / "none"])
+    config = TrainConfig(task="colorization", arch="hint_refiner", arch_args={"width": 8}, dataset="cifar10",
+                         epochs=1, batch_size=32, subset=64, val_size=0, loss="mse", out=str(tmp_path), name="orphan")
+    with pytest.raises(ValueError, match="builds on the checkpoint 'unet-colorizer-faithful'"):
+        Trainer(config).fit()
 
 
 def test_a_hint_board_adds_new_clicks_only_and_undoes_clears_and_resets_per_image() -> None:

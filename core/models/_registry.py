@@ -38,13 +38,17 @@ class Architecture:
     summary: str  # a few sentences for "How this model works"
     builder: Callable[..., nn.Module]
     options: tuple[Option, ...] = field(default_factory=tuple)
+    # A shipped checkpoint a fresh model of this design takes its frozen part from (``model.adopt``).
+    base_checkpoint: str | None = None
+    takes_hints: bool = False  # a colorizer that always takes colour hints (others may by their "hints" option)
 
 
 _REGISTRY: dict[str, Architecture] = {}
 
 
 def register_model(
-    name: str, *, task: str, title: str, summary: str, options: tuple[Option, ...] = ()
+    name: str, *, task: str, title: str, summary: str, options: tuple[Option, ...] = (),
+    base_checkpoint: str | None = None, takes_hints: bool = False,
 ) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
     """Register ``builder`` under ``name`` for ``task``."""
     if task not in TASKS:
@@ -53,7 +57,8 @@ def register_model(
     def decorate(builder: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
         if name in _REGISTRY:
             raise ValueError(f"architecture {name!r} is already registered")
-        _REGISTRY[name] = Architecture(name, task, title, summary, builder, tuple(options))
+        _REGISTRY[name] = Architecture(name, task, title, summary, builder, tuple(options), base_checkpoint,
+                                       takes_hints)
         return builder
 
     return decorate

@@ -196,6 +196,71 @@ def unet_colorizer(*, width: int = 32, depth: int = 3, attention: bool = False, 
     return UNetColorizer(width, depth, attention, binned, temperature, hints)
 
 
+class HintRefiner(Colorizer):
+    """A frozen colorizer's chroma with the hints spread along the luma, corrected by a U-Net that reads the
+    luma, that chroma and the hints.
+
+    The correction's last layer starts at zero, so training starts from the base colorizer and the
+    classical spread exactly, and the base never forgets how to colour an image without hints: only the
+    correction learns.
+    """
+
+    def __init__(self, width: int, depth: int, base_width: int, base_depth: int) -> None:
+        super().__init__(binned=False, temperature=1.0, takes_hints=True)
+        self.base = UNetColorizer(base_width, base_depth, False, binned=True, temperature=1.0)
+        self.base.requires_grad_(False)
+        self.body = UNet(1 + 2 + HINT_CHANNELS, 2, width, depth, False)
+        nn.init.zeros_(self.body.head.weight)
+        nn.init.zeros_(self.body.head.bias)
+
+    def train(self, mode: bool = True) -> HintRefiner:
+        super().train(mode)
+        self.base.eval()  # frozen: its batch norms keep the statistics it was trained with
+        return self
+
+    def adopt(self, base: nn.Module) -> None:
+        """Take ``base``'s weights (a binned U-Net colorizer without hints, of this model's base shape)."""
+        if not isinstance(base, UNetColorizer) or base.takes_hints or not base.binned:
+            raise ValueError("A hint refiner builds on a binned U-Net colorizer that takes no hints.")
+        self.base.load_state_dict(base.state_dict())
+
+    def _raw(self, given: torch.Tensor) -> torch.Tensor:
+        luma = given[:, :1]
+        hint_channels = given[:, 1:] if given.shape[1] > 1 else luma.new_zeros(luma.shape[0], HINT_CHANNELS,
+                                                                                 *luma.shape[2:])
+        with torch.no_grad():
+            # The base's colours with the hints already spread along the luma: the network corrects the classical
+            # answer instead of learning to propagate (a U-Net left to propagate hints itself did worse than that).
+            guided = spread_residuals(self.base.predict_chroma(luma).float(), hint_channels, luma).to(luma.dtype)
+        # Chroma offsets have a std of about 0.1: scaled, like the luma, to a std of about one.
+        inputs = torch.cat([(luma - 0.5) * 4, guided * 5, hint_channels * given.new_tensor([5.0, 5.0, 1.0]).view(
+            1, 3, 1, 1)], dim=1)
+        return guided + self.body(inputs).to(guided.dtype)
+
+    def _decode(self, raw: torch.Tensor) -> torch.Tensor:
+        return raw.float().clamp(-0.5, 0.5)
+
+
+@register_model(
+    "hint_refiner", task="colorization", title="Hint refiner: a colorizer corrected by colour hints",
+    summary="The faithful U-Net colorizer, frozen, gives every pixel its colour; a second U-Net reads the grey "
+            "image, those colours and the hints (each hint's chroma at its pixel and a mask) and predicts a "
+            "correction, trained with a squared error on images that reveal their true colour at 0 to 64 random "
+            "pixels. The correction starts at zero, so without hints the model starts as the faithful colorizer "
+            "and never forgets it. At inference, whatever the correction still misses at each hint is spread along "
+            "the grey image's edges (Levin et al. 2004). " + HOW_IT_WORKS,
+    options=(
+        Option("width", 32, "channels of the correcting U-Net's first stage (doubled at each stage)",
+               minimum=8, maximum=128),
+        Option("depth", 3, "down-sampling stages of the correcting U-Net", minimum=1, maximum=5),
+    ),
+    base_checkpoint="unet-colorizer-faithful", takes_hints=True,
+)
+def hint_refiner(*, width: int = 32, depth: int = 3, base_width: int = 32, base_depth: int = 3) -> HintRefiner:
+    """A frozen binned U-Net colorizer (the faithful one's shape) plus a U-Net correcting its chroma from hints."""
+    return HintRefiner(width, depth, base_width, base_depth)
+
+
 @register_model(
     "resnet_colorizer", task="colorization", title="ResNet-18 encoder-decoder colorizer",
     summary="A ResNet-18 encoder (residual blocks, CIFAR form) reads the grey image; a decoder upsamples its "

@@ -307,6 +307,13 @@ class Trainer:
                 self.checkpoint_path = checkpoints.resolve(config.resume)
         else:
             self.model = models.build(config.arch, **self.arch_args)
+            base = models.get_architecture(config.arch).base_checkpoint
+            if base:  # a design with a frozen part (the hint refiner's colorizer) takes it from a shipped checkpoint
+                try:
+                    self.model.adopt(checkpoints.load(base)[0])
+                except ValueError as error:  # CheckpointError included
+                    raise ValueError(f"{config.arch} builds on the checkpoint {base!r}, which could not be "
+                                     f"loaded: {error}") from error
             if hasattr(self.model, "init_from_data"):  # e.g. the fast net's whitening layer
                 sample = self.train_data.images[:5000].float().div(255)
                 self.model.init_from_data(sample)
