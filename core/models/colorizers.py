@@ -243,12 +243,12 @@ class HintRefiner(Colorizer):
 
 @register_model(
     "hint_refiner", task="colorization", title="Hint refiner: a colorizer corrected by colour hints",
-    summary="The faithful U-Net colorizer, frozen, gives every pixel its colour; a second U-Net reads the grey "
-            "image, those colours and the hints (each hint's chroma at its pixel and a mask) and predicts a "
+    summary="The faithful U-Net colorizer, frozen, gives every pixel its colour, and each hint's colour is spread "
+            "over those colours along the grey image's edges (Levin et al. 2004). A second U-Net reads the grey "
+            "image, that result and the hints (each hint's chroma at its pixel and a mask) and predicts a "
             "correction, trained with a squared error on images that reveal their true colour at 0 to 64 random "
-            "pixels. The correction starts at zero, so without hints the model starts as the faithful colorizer "
-            "and never forgets it. At inference, whatever the correction still misses at each hint is spread along "
-            "the grey image's edges (Levin et al. 2004). " + HOW_IT_WORKS,
+            "pixels. The correction starts at zero, so the model starts as that classical answer, and without "
+            "hints as the faithful colorizer, which it never forgets. " + HOW_IT_WORKS,
     options=(
         Option("width", 32, "channels of the correcting U-Net's first stage (doubled at each stage)",
                minimum=8, maximum=128),

@@ -359,7 +359,7 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
 PRESET_NOTES: dict[str, dict[str, str]] = {
     "classification": {
         "Quick": "The fast net at width 32 with the airbench recipe and Muon, 6 epochs on 46,000 images: about "
-                 "2.5 minutes on a 2-core AMD EPYC for 90% test accuracy without test-time augmentation "
+                 "2.5 minutes on a 2-core AMD EPYC for about 90% test accuracy without test-time augmentation "
                  "(bench/quick_train.py measures it).",
         "Full": "The shipped fast net's recipe: 12 epochs of the airbench recipe, about 75 minutes on a 2-core CPU, "
                 "minutes on a GPU.",
