@@ -67,6 +67,21 @@ def test_denoising_task_adds_seeded_noise_and_measures_psnr() -> None:
     assert task.finalize(sums, 4)["psnr_dataset"] == pytest.approx(20.0, abs=1e-4)
 
 
+def test_psnr_loss_is_minus_the_mean_per_image_psnr_and_weighs_the_easy_image_more() -> None:
+    task = Denoising(TrainConfig(task="denoising", arch="conv_dae", dataset="mnist", loss="psnr"))
+    clean = torch.full((2, 1, 8, 8), 0.5)
+    estimate = (clean + torch.tensor([0.05, 0.25]).view(2, 1, 1, 1)).requires_grad_(True)
+    loss = task.loss(estimate, clean)
+    assert float(loss) == pytest.approx(-float(metrics.psnr(estimate, clean).mean()), abs=0.02)
+    loss.backward()
+    easy, hard = estimate.grad.abs().flatten(1).mean(1)
+    # A squared error would push the image five times further off five times harder; -PSNR weighs each
+    # image by 1 / its error, so the nearly right image gets the larger push.
+    assert easy > 3 * hard
+    with pytest.raises(ConfigError, match="Unknown loss"):
+        TrainConfig(task="denoising", loss="psnrr").validate()
+
+
 def test_blind_denoising_draws_a_level_per_image() -> None:
     task = Denoising(TrainConfig(task="denoising", arch="conv_dae", dataset="mnist", noise_level=0.0,
                                  noise_max_level=50.0))

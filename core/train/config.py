@@ -21,7 +21,7 @@ from core.own_data import UploadLimits, is_image_folder
 OPTIMIZERS = ("sgd", "adam", "adamw", "muon")  # muon: the fast net (core.train.optim)
 MUON_ARCHS = ("fastnet",)  # every conv filter feeds a batch norm, as Muon's renormalisation needs
 SCHEDULES = ("constant", "step", "cosine", "onecycle")
-LOSSES = ("mse", "l1", "chroma_ce", "chroma_ce_rebalanced")  # chroma_ce*: binned colorizers
+LOSSES = ("mse", "l1", "psnr", "chroma_ce", "chroma_ce_rebalanced")  # chroma_ce*: binned colorizers
 TASK_DATASETS = {
     "classification": ("cifar10", "mnist", "fashion_mnist"),
     "denoising": ("cifar10", "mnist", "fashion_mnist"),
