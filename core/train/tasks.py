@@ -62,8 +62,7 @@ def per_image_psnr_loss(output: torch.Tensor, target: torch.Tensor, floor: float
     image's own error weights every image by 1 / its error, as the mean of per-image PSNRs does.
     ``floor`` (50 dB) keeps a near-perfect image from taking an unbounded weight.
     """
-    mse = (output - target).pow(2).flatten(1).mean(1)
-    return 10 * torch.log10(mse + floor).mean()
+    return 10 * torch.log10(metrics.per_image_mse(output, target) + floor).mean()
 
 
 class ImageToImage(Task):
