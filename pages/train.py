@@ -38,8 +38,6 @@ SCHEDULE_LABELS = {"onecycle": "one-cycle (warm-up, linear decay)", "cosine": "c
                    "step": "step (÷10 twice)", "constant": "constant"}
 OPTIMIZER_LABELS = {"sgd": "SGD (Nesterov)", "adam": "Adam", "adamw": "AdamW", "muon": "Muon (conv filters) + SGD"}
 YOUR_IMAGES = "your images"  # a classifier fine-tuned on classes the visitor brings
-LOSS_LABELS = {"mse": "MSE", "l1": "L1", "chroma_ce": "chroma bins (cross-entropy)",
-               "chroma_ce_rebalanced": "chroma bins, rare colours boosted"}
 try:
     LIMITS = ServerLimits.from_env()
 except ValueError as error:
@@ -192,8 +190,8 @@ def standard_form(task: str, top: list) -> None:
             extra["label_smoothing"] = row[3].number_input("Label smoothing", 0.0, 0.5, preset.label_smoothing,
                                                            key=f"ls-{scope}")
         else:
-            extra["loss"] = row[3].selectbox("Loss", LOSSES, index=LOSSES.index(preset.loss), key=f"loss-{scope}",
-                                             format_func=LOSS_LABELS.get)
+            extra["loss"] = row[3].selectbox("Loss", list(LOSSES), index=list(LOSSES).index(preset.loss),
+                                             key=f"loss-{scope}", format_func=LOSSES.get)
         if task == "denoising":
             row = st.columns(2)
             kinds = (*noise.KINDS, *noise.MIXES)

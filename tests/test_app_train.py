@@ -196,3 +196,13 @@ def test_your_images_bad_input_gets_a_message_and_good_input_trains_a_classifier
     prediction = next(m.value for m in classify.markdown if m.value.startswith("Prediction"))
     assert "**red**" in prediction or "**blue**" in prediction
     assert any("Trained on your images (blue, red)" in i.value for i in classify.info)
+
+
+def test_every_loss_is_offered_by_its_name_in_words(app_home: Path) -> None:
+    from core.train.config import LOSSES
+
+    app = open_train()
+    by_label(app.selectbox, "Task").set_value("denoising").run()
+    offered = by_label(app.selectbox, "Loss").options
+    assert offered == list(LOSSES.values())
+    assert all(title and title != "None" for title in offered)

@@ -21,7 +21,14 @@ from core.own_data import UploadLimits, is_image_folder
 OPTIMIZERS = ("sgd", "adam", "adamw", "muon")  # muon: the fast net (core.train.optim)
 MUON_ARCHS = ("fastnet",)  # every conv filter feeds a batch norm, as Muon's renormalisation needs
 SCHEDULES = ("constant", "step", "cosine", "onecycle")
-LOSSES = ("mse", "l1", "psnr", "chroma_ce", "chroma_ce_rebalanced")  # chroma_ce*: binned colorizers
+# Each loss with the words the Train page shows for it; chroma_ce*: binned colorizers only.
+LOSSES = {
+    "mse": "MSE",
+    "l1": "L1",
+    "psnr": "PSNR per image (the mean the tables report)",
+    "chroma_ce": "chroma bins (cross-entropy)",
+    "chroma_ce_rebalanced": "chroma bins, rare colours boosted",
+}
 TASK_DATASETS = {
     "classification": ("cifar10", "mnist", "fashion_mnist"),
     "denoising": ("cifar10", "mnist", "fashion_mnist"),
