@@ -4,11 +4,14 @@ from pathlib import Path
 
 import streamlit as st
 
+from core import warmup
+
 _HERE = Path(__file__).resolve().parent
 
 
 def navigate() -> None:
     """Set the page up and run the page the visitor asked for."""
+    warmup.freeze_imports()  # the first run in this process loads core for every page; see core.warmup
     st.set_page_config(page_title="CIFAR Lab", page_icon=":material/science:", layout="wide")
     pages = [
         st.Page(_HERE / "home.py", title="Home", icon=":material/home:", default=True),
