@@ -46,6 +46,22 @@ def test_a_run_is_a_child_process_and_keeps_only_its_summary(tmp_path: Path, dat
     assert [r["status"] for r in store.runs()] == ["finished"]
 
 
+@pytest.mark.skipif(not hasattr(os, "SCHED_IDLE"), reason="Linux's idle scheduling class")
+def test_a_run_only_takes_the_cpu_time_the_visitors_leave(tmp_path: Path, data_root: Path) -> None:
+    job = JobManager().start(TrainConfig(**TINY, epochs=20, out=str(tmp_path), name="idle"),
+                             RunStore(tmp_path / "runs.sqlite3"), limits=ServerLimits())
+
+    def policy() -> int | None:
+        try:
+            return os.sched_getscheduler(job.process.pid)
+        except ProcessLookupError:
+            return None
+    wait_until(lambda: policy() == os.SCHED_IDLE or not job.running)
+    assert policy() == os.SCHED_IDLE
+    job.stop()
+    wait_until(lambda: not job.running)
+
+
 def test_a_killed_child_fails_with_its_reason_keeps_its_checkpoint_and_frees_the_slot(
         tmp_path: Path, data_root: Path) -> None:
     manager, store = JobManager(), RunStore(tmp_path / "runs.sqlite3")
