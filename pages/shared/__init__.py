@@ -154,10 +154,18 @@ def explain_model(model, meta: dict, in_channels: int) -> None:
     st.markdown(f"**{arch.title}**. {arch.summary}")
     spec = data.DATASETS.get(meta["dataset"])
     side = spec.size if spec else 32  # the shapes it was trained at: 28 x 28 for MNIST models
-    st.dataframe(pd.DataFrame(layer_table(model, torch.zeros(1, in_channels, side, side))), hide_index=True,
+    weights = Path(meta["path"])
+    st.dataframe(layers_of(str(weights), weights.stat().st_mtime, in_channels, side, model), hide_index=True,
                  height=300)
     st.caption(f"{meta['num_params']:,} parameters. Trained with: `{meta['recipe'].get('command', 'unknown')}`")
     model_downloads(model, meta)
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def layers_of(path: str, modified: float, in_channels: int, side: int, _model) -> pd.DataFrame:
+    """The layer table of the checkpoint at ``path`` as saved at ``modified``: a forward pass with hooks, made
+    once per checkpoint for every visitor rather than on every rerun of the page below the expander."""
+    return pd.DataFrame(layer_table(_model, torch.zeros(1, in_channels, side, side)))
 
 
 def model_downloads(model, meta: dict) -> None:
