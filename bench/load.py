@@ -26,7 +26,15 @@ Prints the per-action median, 95th percentile and slowest; the errors; the serve
 whether the over-large run was refused; how long after the kill the slot was free; the CPU.
 Exits 0 only with no errors, the refusal seen and the slot free again after the kill.
 
-Usage: python bench/load.py [--sessions 10] [--rounds 3] [--navigation sidebar|reload] [--json FILE]
+Each visitor first loads the app on Home and sees each page once (timed apart as "first visit": ten
+browsers starting with empty caches, loading the frontend and its chart library on the same two cores as
+the server, take about 20 s each). The rounds then time the visitors' steps. Between steps a visitor
+looks at the page for ``--think`` seconds on average (5; jittered 0.5x to 1.5x, so that the visitors drift
+apart), as people do; ``--think 0`` acts back to back, a harsher load than ten people make. ``--ramp``
+spreads their arrivals over that many seconds (by default all ten arrive in the same second).
+
+Usage: python bench/load.py [--sessions 10] [--rounds 3] [--navigation sidebar|reload] [--think 5] [--ramp 0]
+                            [--json FILE]
 """
 
 from __future__ import annotations
@@ -35,6 +43,7 @@ import argparse
 import asyncio
 import json
 import os
+import random
 import re
 import signal
 import statistics
@@ -65,9 +74,12 @@ SAMPLE_INTERVAL_S = 0.5
 PATH_VARIABLES = {"CIFAR_LAB_DATA", "CIFAR_LAB_HOME", "CIFAR_LAB_CACHE"}  # the container's folders, not caps
 OVER_LARGE = {"Architecture": "ResNet-18 (CIFAR form)", "width": 128, "Batch size": 8192}
 REFUSAL = "This run cannot start"
+ARRIVAL = "first visit: load the app, see each page once"
+PAGES = (("classify", "Prediction:"), ("denoise", "Noisy PSNR"), ("colorize", "CIEDE2000"))  # and what shows each
 IDLE = ("() => { const w = document.querySelector('[data-testid=\"stStatusWidget\"]');"
         " return !w || !(w.innerText.includes('Running') || w.innerText.includes('Stop')); }")
 MAIN = '[data-testid="stMainBlockContainer"]'
+IDLE_POLL_MS = 100
 
 
 # ---- the server's caps and processes ------------------------------------------------------------------
@@ -192,7 +204,10 @@ class MemorySampler(threading.Thread):
 
 # ---- browser helpers -----------------------------------------------------------------------------------
 async def wait_idle(page) -> None:
-    await page.wait_for_function(IDLE, timeout=ACTION_TIMEOUT_MS)
+    """Until Streamlit's status widget says no script runs. Checked every 100 ms, not on every animation frame
+    (Playwright's default): ten tabs polling at 60 frames a second kept their renderers drawing, on the same two
+    cores as the server. A timing can read up to 0.1 s long for it."""
+    await page.wait_for_function(IDLE, timeout=ACTION_TIMEOUT_MS, polling=IDLE_POLL_MS)
     await page.wait_for_timeout(150)
 
 
@@ -219,14 +234,20 @@ async def choose(page, label: str, option: str) -> None:
 
 
 async def set_number(page, label: str, value: int) -> None:
+    """Type ``value`` into a number field and check that it holds: a field drawn again by a rerun still under way
+    (the architecture's new fields) comes back with its default, so the value is typed again until it stays."""
     field = page.get_by_label(label, exact=True)
     deadline = time.perf_counter() + ACTION_TIMEOUT_MS / 1000
-    while await field.count() != 1:  # the previous architecture's field lingers until Streamlit drops it as stale
+    while True:
+        if await field.count() == 1:  # the previous architecture's field lingers until Streamlit drops it as stale
+            await field.fill(str(value))
+            await field.press("Tab")
+            await wait_idle(page)
+            if await field.count() == 1 and await field.input_value() == str(value):
+                return
         if time.perf_counter() > deadline:
-            raise TimeoutError(f"{await field.count()} fields labelled {label!r}")
+            raise TimeoutError(f"{label!r} does not keep {value}: {await field.count()} such fields")
         await asyncio.sleep(0.1)
-    await field.fill(str(value))
-    await field.press("Tab")
 
 
 def status_line(text: str) -> str:
@@ -251,8 +272,8 @@ async def slot_free(page) -> bool:
 
 
 def is_open_action(action: str) -> bool:
-    """Whether ``action`` acts on an already open page (the 3 s target), not opening one."""
-    return "open the page" not in action
+    """Whether ``action`` acts on an already open page (the 3 s target), not opening one or loading the app."""
+    return "open the page" not in action and action != ARRIVAL
 
 
 class Visitor:
@@ -260,6 +281,7 @@ class Visitor:
 
     name = "visitor"
     navigation = "sidebar"  # or "reload": every page opened by its address
+    think_s = 0.0  # mean seconds a visitor looks at a result before the next step (--think)
 
     def __init__(self, browser, url: str, number: int = 0) -> None:
         self.browser, self.url, self.number = browser, url, number
@@ -324,27 +346,64 @@ class Session(Visitor):
 
     @property
     def actions_done(self) -> int:
-        return sum(len(v) for v in self.timings.values())
+        return sum(len(v) for action, v in self.timings.items() if action != ARRIVAL)
+
+    async def arrive(self, after: float = 0.0) -> None:
+        """Come to the app ``after`` seconds from now: load it on its Home page, as a visitor following a link, and
+        see each page once, so that the browser has loaded its code (its charts' library among it)."""
+        await asyncio.sleep(after)
+        await self.new_tab()
+
+        async def first_visit() -> None:
+            await self.page.goto(self.url)
+            await self.page.get_by_text("Checkpoints").first.wait_for(timeout=ACTION_TIMEOUT_MS)
+            for path, ready_text in PAGES:
+                await wait_idle(self.page)
+                await self.open(path, ready_text)
+        await self.timed(ARRIVAL, first_visit)
 
     async def run(self, rounds: int) -> None:
-        await self.new_tab()
         page = self.page
-        for _ in range(rounds):
-            await self.timed("classify: open the page", lambda: self.open("classify", "Prediction:"))
-            await self.timed("classify: a random test image", lambda: page.get_by_role(
-                "button", name="Random image").click())
-            await self.timed("denoise: open the page", lambda: self.open("denoise", "Noisy PSNR"))
 
-            async def stronger_noise() -> None:
-                thumb = page.locator('[data-testid="stSlider"]').filter(has_text="Strength").get_by_role("slider")
-                await thumb.focus()
-                for _ in range(3):
-                    await thumb.press("ArrowRight")
-            await self.timed("denoise: move the strength slider", stronger_noise)
-            await self.timed("colorize: open the page", lambda: self.open("colorize", "CIEDE2000"))
-            await self.timed("colorize: a random test image", lambda: page.get_by_role(
-                "button", name="Random image").click())
+        def showing_it(steps):
+            """``steps``, then wait until the address carries the new image or level: the server's rerun has begun
+            (the status widget alone can read idle before it does); ``timed`` then waits for the rerun's end."""
+            async def act() -> None:
+                before = page.url
+                await steps()
+                await page.wait_for_function("before => location.href !== before", arg=before,
+                                             polling=IDLE_POLL_MS, timeout=ACTION_TIMEOUT_MS)
+            return act
+
+        async def random_image() -> None:  # one in 10,000 draws the same image again and times out as an error
+            await page.get_by_role("button", name="Random image").click()
+
+        async def stronger_noise() -> None:
+            thumb = page.locator('[data-testid="stSlider"]').filter(has_text="Strength").get_by_role("slider")
+            await thumb.focus()
+            for _ in range(3):
+                await thumb.press("ArrowRight")
+
+        for _ in range(rounds):
+            await self.timed("classify: open the page", lambda: self.open(*PAGES[0]))
+            await self.think()
+            await self.timed("classify: a random test image", showing_it(random_image))
+            await self.think()
+            await self.timed("denoise: open the page", lambda: self.open(*PAGES[1]))
+            await self.think()
+            await self.timed("denoise: move the strength slider", showing_it(stronger_noise))
+            await self.think()
+            await self.timed("colorize: open the page", lambda: self.open(*PAGES[2]))
+            await self.think()
+            await self.timed("colorize: a random test image", showing_it(random_image))
+            await self.think()
         await self.close()
+
+    async def think(self) -> None:
+        """A visitor looks at what the page shows before the next step: ``think_s`` on average, jittered so that
+        the visitors drift apart (0 for back-to-back actions, a harsher load than people make)."""
+        if self.think_s:
+            await asyncio.sleep(self.think_s * random.uniform(0.5, 1.5))
 
 
 ACTIONS_PER_ROUND = 6
@@ -552,7 +611,8 @@ class Chaos(Visitor):
 
 
 # ---- the benchmark -------------------------------------------------------------------------------------
-async def measure(url: str, home: Path, sessions: int, rounds: int, sampler: MemorySampler) -> dict:
+async def measure(url: str, home: Path, sessions: int, rounds: int, sampler: MemorySampler, ramp_s: float = 0.0
+                  ) -> dict:
     from playwright.async_api import async_playwright
 
     async with async_playwright() as playwright:
@@ -567,11 +627,15 @@ async def measure(url: str, home: Path, sessions: int, rounds: int, sampler: Mem
 
         visitors = [Session(browser, url, n + 1) for n in range(sessions)]
         done = asyncio.Event()
+        keeper = asyncio.create_task(trainer.keep_running(done))
+        # Everyone has the app open before the rounds begin: the first loads of the frontend and of its chart
+        # library, ten at once, are timed apart; on the Space each runs in its visitor's own browser, not on the
+        # server's two cores, and here a browser context starts with an empty cache.
+        await asyncio.gather(*(visitor.arrive(n * ramp_s / sessions) for n, visitor in enumerate(visitors)))
         sampler.visitors_phase = True
         cpu = CpuShare(sampler.server, home)
         cpu.start()
         start = time.perf_counter()
-        keeper = asyncio.create_task(trainer.keep_running(done))
         chaos_task = asyncio.create_task(chaos.run(visitors, sessions * rounds * ACTIONS_PER_ROUND))
         await asyncio.gather(*(visitor.run(rounds) for visitor in visitors))
         elapsed = time.perf_counter() - start
@@ -617,7 +681,11 @@ def table(report: dict) -> str:
     lines = [f"{report['sessions']} concurrent visitors x {report['rounds']} rounds of Classify, Denoise and Colorize "
              f"in {report['seconds']:.0f} s, while the Quick classification preset trained on a server capped as "
              f"the Space ({caps}); a training process was alive {report['training_coverage']:.0%} of that time.",
-             f"Visitors moved between pages by {'the sidebar' if report['navigation'] == 'sidebar' else 'reloading'}.",
+             f"Visitors moved between pages by {'the sidebar' if report['navigation'] == 'sidebar' else 'reloading'}"
+             + (f", looking {report['think_s']:g} s on average at each page before the next step."
+                if report.get("think_s") else ", acting back to back (no time spent looking).")
+             + (f" They arrived one by one over {report['ramp_s']:g} s." if report.get("ramp_s")
+                else " All of them arrived in the same second."),
              f"CPU: {report['cpu']}\n",
              "| action | count | median | 95th percentile | slowest |", "|---|---:|---:|---:|---:|"]
     for action, values in report["timings"].items():
@@ -667,8 +735,14 @@ def main() -> int:
     parser.add_argument("--navigation", choices=("sidebar", "reload"), default="sidebar",
                         help="how a visitor moves between pages after loading the app: the sidebar's links (one "
                              "session, as people browse) or a fresh load of each page's address (the first rounds)")
+    parser.add_argument("--think", type=float, default=5.0,
+                        help="mean seconds each visitor looks at a page before the next step (jittered 0.5x to 1.5x; "
+                             "0: back to back, a harsher load than people make)")
+    parser.add_argument("--ramp", type=float, default=0.0,
+                        help="seconds over which the visitors arrive, evenly spaced (0: all in the same second)")
     args = parser.parse_args()
     Visitor.navigation = args.navigation
+    Visitor.think_s = args.think
     caps = dockerfile_caps()
     with tempfile.TemporaryDirectory(prefix="cifar-lab-load-") as folder:
         home = Path(folder)
@@ -676,12 +750,13 @@ def main() -> int:
             sampler = MemorySampler(server_pid(), home)
             sampler.start()
             try:
-                report = asyncio.run(measure(url, home, args.sessions, args.rounds, sampler))
+                report = asyncio.run(measure(url, home, args.sessions, args.rounds, sampler, args.ramp))
             finally:
                 sampler.stop()
     from core.devices import cpu_model
 
-    report |= {"navigation": args.navigation, "server_peak_mb": sampler.server_peak_mb,
+    report |= {"navigation": args.navigation, "think_s": args.think, "ramp_s": args.ramp,
+               "server_peak_mb": sampler.server_peak_mb,
                "training_peak_mb": sampler.training_peak_mb, "cpu": cpu_model()}
     print(table(report))
     if args.json:
