@@ -106,6 +106,26 @@ def ema_smooth(values: list[float | None], weight: float) -> list[float | None]:
     return smoothed
 
 
+def outlier_free_range(values: list[float | None]) -> tuple[float, float] | None:
+    """A y range that leaves out spikes, as TensorBoard's "ignore outliers in chart scaling"; None if none.
+
+    A value is a spike when it lies further above the 95th percentile than the curve's own spread between
+    its 5th and 95th percentiles: one diverging batch (a loss of 800 in a run at 2) would otherwise flatten
+    the whole curve against the axis. A loss falling from 2.3 to 0.4 keeps its start.
+    """
+    finite = np.array([v for v in values if v is not None and np.isfinite(v)], dtype=float)
+    if finite.size < 10:
+        return None
+    low, high = np.quantile(finite, [0.05, 0.95])
+    ceiling = high + max(high - low, abs(high) * 0.1, 1e-8)
+    if finite.max() <= ceiling:
+        return None
+    bottom = float(finite.min())
+    top = float(max(finite[finite <= ceiling].max(), bottom))
+    margin = (top - bottom) * 0.05 or 1e-3
+    return bottom - margin, top + margin
+
+
 def training_figure(live: dict[str, Any] | None, overlays: list[dict[str, Any]] = (),
                     smoothing: float = 0.0) -> go.Figure:
     """Loss (per batch and per epoch) and the task's metric (train and validation) side by side.
@@ -141,6 +161,13 @@ def training_figure(live: dict[str, Any] | None, overlays: list[dict[str, Any]] 
         figure.add_trace(go.Scatter(x=epochs, y=smooth(h["val_metrics"].get(metric) for h in live["history"]),
                                     mode="lines+markers", name=f"validation {metric}",
                                     line=dict(color="#e8590c")), 1, 2)
+    losses = [y for trace in figure.data if trace.xaxis in (None, "x") for y in (trace.y or ())]
+    if (shown := outlier_free_range(losses)) is not None:
+        spikes = [y for y in losses if y is not None and np.isfinite(y) and y > shown[1]]
+        figure.update_yaxes(range=list(shown), row=1, col=1)
+        figure.add_annotation(text=f"{len(spikes)} spike{'s' * (len(spikes) > 1)} above, up to {max(spikes):.3g}",
+                              xref="x domain", yref="y domain", x=1, y=1, xanchor="right", yanchor="top",
+                              showarrow=False, font=dict(size=11, color="#868e96"))
     for run in overlays:
         figure.add_trace(go.Scatter(
             x=[e["epoch"] for e in run["epochs"]], y=smooth(e["val_metrics"].get(metric) for e in run["epochs"]),

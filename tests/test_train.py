@@ -17,7 +17,7 @@ import torch
 from safetensors.torch import load_file
 
 from core import checkpoints, color, data, metrics
-from core.charts import ema_smooth
+from core.charts import ema_smooth, outlier_free_range, training_figure
 from core.train import ConfigError, TrainConfig, Trainer
 from core.train.__main__ import main as cli_main
 from core.train.config import config_to_command
@@ -395,6 +395,22 @@ def test_smoothing_is_tensorboards_debiased_moving_average() -> None:
     assert ema_smooth([2.0] * 5, 0.9) == pytest.approx([2.0] * 5)
     with pytest.raises(ValueError, match="Smoothing"):
         ema_smooth(values, 1.0)
+
+
+def test_a_diverging_batch_does_not_flatten_the_loss_chart() -> None:
+    falling = [2.3 * math.exp(-step / 50) + 0.3 + 0.01 * (step % 7) for step in range(300)]
+    assert outlier_free_range(falling) is None  # a loss falling from 2.6 keeps its start on the chart
+    spiky = [*falling[:40], 780.0, 300.0, 100.0, 50.0, *falling[44:]]
+    low, high = outlier_free_range(spiky)
+    assert low < min(falling) and max(falling[44:]) < high < 5
+    snapshot = {"config": {"task": "classification", "epochs": 3}, "total_steps": 300,
+                "batch_losses": list(enumerate(spiky)),
+                "history": [{"epoch": e, "train_loss": 1.0, "val_loss": 1.1, "train_metrics": {"accuracy": 0.5},
+                             "val_metrics": {"accuracy": 0.5}} for e in (1, 2, 3)]}
+    figure = training_figure(snapshot)
+    assert tuple(figure.layout.yaxis.range) == (low, high)
+    assert figure.layout.yaxis2.range is None  # the metric keeps plotly's own scale
+    assert "4 spikes above, up to 780" in [note.text for note in figure.layout.annotations]
 
 
 def test_a_run_whose_process_died_reads_as_interrupted(tmp_path: Path) -> None:
