@@ -24,6 +24,7 @@ from core.train.config import (
     TASK_DATASETS,
     ServerLimits,
     for_architecture,
+    lr_for_batch,
     own_images_preset,
     torchrun_form,
 )
@@ -139,6 +140,8 @@ def standard_form(task: str, top: list) -> None:
         preset = for_architecture(preset, arch)
         st.caption(f"Optimisation settings for {arch}: the recipe of its shipped checkpoint (or a standard one).")
 
+    if note := st.session_state.pop("train-lr-note", None):
+        st.info(note, icon=":material/tune:")
     with st.form("train-form", border=False):
         arch_args = {}
         options = models.get_architecture(arch).options
@@ -174,7 +177,10 @@ def standard_form(task: str, top: list) -> None:
         optimizer = row[0].selectbox("Optimizer", offered, format_func=OPTIMIZER_LABELS.get, key=f"optimizer-{scope}",
                                      index=offered.index(preset.optimizer if preset.optimizer in offered else "sgd"))
         # No widget bounds here: the trainer's own validation refuses bad values, with its message.
-        lr = row[1].number_input("Learning rate", value=preset.lr, format="%.5f", key=f"lr-{scope}")
+        lr = row[1].number_input(
+            "Learning rate", value=preset.lr, format="%.5f", key=f"lr-{scope}",
+            help=f"Tuned for batch {preset.batch_size}. Change the batch size and leave this as it is, and the run "
+                 "scales it for you: in proportion for SGD and Muon, by the square root for Adam (as timm does).")
         schedule = row[2].selectbox("Schedule", SCHEDULES, index=SCHEDULES.index(preset.schedule),
                                     format_func=lambda s: SCHEDULE_LABELS[s], key=f"schedule-{scope}")
         weight_decay = row[3].number_input("Weight decay", value=preset.weight_decay, format="%.5f",
@@ -210,11 +216,17 @@ def standard_form(task: str, top: list) -> None:
                                           help="A run is in progress" if busy else None)
 
     if submitted:
+        lr = float(lr)
+        if lr == preset.lr and int(batch_size) != preset.batch_size:  # a rate left as tuned, for another batch
+            lr = lr_for_batch(preset.lr, preset.batch_size, int(batch_size), optimizer)
+            st.session_state["train-lr-note"] = (
+                f"Learning rate scaled from {preset.lr:g} (tuned for batch {preset.batch_size}) to {lr:.4g} for "
+                f"batch {int(batch_size)}. Set it yourself to train at another rate.")
         # Settings without a widget (momentum, warm-up, lookahead, ...) come from the preset.
         settings = preset.to_dict() | dict(
             task=task, arch=arch, arch_args=arch_args, dataset=dataset, epochs=int(epochs),
             batch_size=int(batch_size), subset=int(subset) or None, val_size=int(val_size), optimizer=optimizer,
-            lr=float(lr), schedule=schedule, weight_decay=float(weight_decay), augment=augment, seed=int(seed),
+            lr=lr, schedule=schedule, weight_decay=float(weight_decay), augment=augment, seed=int(seed),
             **extra)
         try:
             JOBS.start(TrainConfig(**settings), limits=LIMITS, owner=visitor)

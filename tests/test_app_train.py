@@ -9,6 +9,8 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from core import checkpoints
+from core.train import TrainConfig
+from core.train.config import PRESETS, for_architecture
 from core.train.jobs import JOBS, NotOwner
 
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
@@ -56,6 +58,11 @@ def test_form_starts_a_run_that_finishes_and_is_listed_everywhere(app_home: Path
     assert not app.error, [e.value for e in app.error]
     job = JOBS.current()
     assert job is not None and job.config.arch == "staged_cnn" and job.config.subset == 256
+    # The rate was left as tuned for the recipe's batch: it is scaled for batch 64, and the page says so.
+    tuned = for_architecture(TrainConfig(task="classification", **PRESETS["classification"]["Quick"]), "staged_cnn")
+    assert tuned.batch_size != 64 and tuned.optimizer == "sgd"
+    assert job.config.lr == pytest.approx(tuned.lr * 64 / tuned.batch_size)
+    assert any(i.value.startswith(f"Learning rate scaled from {tuned.lr:g}") for i in app.info)
     wait_for_job()
     snap = job.snapshot()
     assert snap["status"] == "finished", snap["message"]

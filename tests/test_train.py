@@ -20,7 +20,7 @@ from core import checkpoints, color, data, metrics
 from core.charts import ema_smooth, outlier_free_range, training_figure
 from core.train import ConfigError, TrainConfig, Trainer
 from core.train.__main__ import main as cli_main
-from core.train.config import config_to_command
+from core.train.config import config_to_command, lr_for_batch
 from core.train.engine import Callback
 from core.train.optim import Lookahead, lr_factor, parameter_groups
 from core.train.runs import RunRecorder, RunStore, history_csv
@@ -395,6 +395,13 @@ def test_smoothing_is_tensorboards_debiased_moving_average() -> None:
     assert ema_smooth([2.0] * 5, 0.9) == pytest.approx([2.0] * 5)
     with pytest.raises(ValueError, match="Smoothing"):
         ema_smooth(values, 1.0)
+
+
+def test_a_learning_rate_follows_the_batch_size_as_timm_scales_it() -> None:
+    assert lr_for_batch(0.8, 512, 64, "sgd") == pytest.approx(0.1)
+    assert lr_for_batch(0.8, 512, 2048, "muon") == pytest.approx(3.2)
+    assert lr_for_batch(1e-3, 256, 64, "adam") == pytest.approx(5e-4)
+    assert lr_for_batch(1e-3, 256, 256, "adamw") == 1e-3
 
 
 def test_a_diverging_batch_does_not_flatten_the_loss_chart() -> None:

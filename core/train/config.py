@@ -418,6 +418,13 @@ FALLBACK_RECIPES: dict[str, dict[str, Any]] = {
 }
 
 
+def lr_for_batch(lr: float, tuned_batch: int, batch: int, optimizer: str) -> float:
+    """``lr``, tuned at ``tuned_batch``, for a run at ``batch``: in proportion to the batch for SGD and Muon
+    (Goyal et al. 2017), to its square root for Adam and AdamW, as timm scales its base learning rate."""
+    ratio = batch / tuned_batch
+    return lr * (ratio if optimizer in ("sgd", "muon") else math.sqrt(ratio))
+
+
 def for_architecture(config: TrainConfig, arch: str) -> TrainConfig:
     """``config`` (a preset) for another architecture: its length and data stay, its optimisation becomes the
     recipe that trained ``arch``'s shipped checkpoint (or a standard one), so a visitor who switches from the
