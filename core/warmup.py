@@ -36,7 +36,10 @@ def freeze_imports() -> bool:
         if _done:
             return False
         for name in (*modules(), *EVERY_VISIT):
-            importlib.import_module(name)
+            try:
+                importlib.import_module(name)
+            except ImportError:  # a missing optional library: the page that needs it says so when it runs
+                continue
         gc.collect()
         gc.freeze()
         _done = True

@@ -13,9 +13,10 @@ CHILD = """
 import gc, sys
 from core import warmup
 before = gc.get_freeze_count()
+warmup.EVERY_VISIT = (*warmup.EVERY_VISIT, "not_a_module_of_this_app")  # a missing library breaks no page
 assert warmup.freeze_imports() is True
 assert warmup.freeze_imports() is False
-missing = [name for name in (*warmup.modules(), *warmup.EVERY_VISIT) if name not in sys.modules]
+missing = [name for name in (*warmup.modules(), "captum.attr") if name not in sys.modules]
 assert not missing, missing
 assert gc.get_freeze_count() > before + 100_000, gc.get_freeze_count()
 class Cycle:
@@ -26,7 +27,7 @@ print("ok")
 """
 
 
-def test_freeze_imports_loads_every_core_module_once_and_later_garbage_is_still_collected() -> None:
+def test_freeze_imports_loads_every_core_module_once_skips_what_is_missing_and_garbage_is_still_collected() -> None:
     done = subprocess.run([sys.executable, "-c", CHILD], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.strip().endswith("ok")
