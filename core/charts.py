@@ -123,7 +123,7 @@ def outlier_free_range(values: list[float | None]) -> tuple[float, float] | None
     bottom = float(finite.min())
     top = float(max(finite[finite <= ceiling].max(), bottom))
     margin = (top - bottom) * 0.05 or 1e-3
-    return bottom - margin, top + margin
+    return (bottom - margin, top + margin) if finite.max() > top + margin else None
 
 
 def training_figure(live: dict[str, Any] | None, overlays: list[dict[str, Any]] = (),

@@ -216,12 +216,11 @@ def standard_form(task: str, top: list) -> None:
                                           help="A run is in progress" if busy else None)
 
     if submitted:
-        lr = float(lr)
+        lr, lr_note = float(lr), None
         if lr == preset.lr and int(batch_size) != preset.batch_size:  # a rate left as tuned, for another batch
             lr = lr_for_batch(preset.lr, preset.batch_size, int(batch_size), optimizer)
-            st.session_state["train-lr-note"] = (
-                f"Learning rate scaled from {preset.lr:g} (tuned for batch {preset.batch_size}) to {lr:.4g} for "
-                f"batch {int(batch_size)}. Set it yourself to train at another rate.")
+            lr_note = (f"Learning rate scaled from {preset.lr:g} (tuned for batch {preset.batch_size}) to {lr:.4g} "
+                       f"for batch {int(batch_size)}. Set it yourself to train at another rate.")
         # Settings without a widget (momentum, warm-up, lookahead, ...) come from the preset.
         settings = preset.to_dict() | dict(
             task=task, arch=arch, arch_args=arch_args, dataset=dataset, epochs=int(epochs),
@@ -231,6 +230,7 @@ def standard_form(task: str, top: list) -> None:
         try:
             JOBS.start(TrainConfig(**settings), limits=LIMITS, owner=visitor)
             st.session_state["watching"] = True
+            st.session_state["train-lr-note"] = lr_note  # said above the form once the run is on, not if refused
             st.rerun()  # draw the page again with the form disabled while the run is on
         except ConfigError as error:
             st.error("This run cannot start:\n\n" + "\n".join(f"- {p}" for p in error.problems))

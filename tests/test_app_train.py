@@ -133,6 +133,14 @@ def test_invalid_settings_show_a_message_and_start_nothing(app_home: Path, data_
     assert "This run cannot start" in error
     assert "lr must be between 1e-07 and 10, not -0.5" in error and "weight_decay must be between 0 and 1" in error
     assert JOBS.current() is before
+    # A refused run with a rate left as tuned for another batch: nothing says a rate was scaled for a run.
+    app = open_train()
+    fill_tiny_run(app)
+    by_label(app.number_input, "Weight decay").set_value(3.0)
+    start(app)
+    assert app.error and JOBS.current() is before
+    app.run()
+    assert not any("Learning rate scaled" in i.value for i in app.info)
 
 
 def test_the_servers_caps_are_shown_and_enforced(app_home: Path, data_root: Path, monkeypatch) -> None:
