@@ -199,7 +199,11 @@ def standard_form(task: str, top: list) -> None:
             extra["loss"] = row[3].selectbox("Loss", list(LOSSES), index=list(LOSSES).index(preset.loss),
                                              key=f"loss-{scope}", format_func=LOSSES.get)
         if task == "denoising":
-            row = st.columns(2)
+            row = st.columns([1, 1, 1])
+            extra["grey"] = row[2].checkbox(
+                "Grey images (one channel)", preset.grey, key=f"grey-{scope}",
+                help="Train and test on the images' BT.601 grey: a denoiser for black-and-white photos, which the "
+                     "Denoise page then offers for grey uploads. Digits and clothes are grey already.")
             kinds = (*noise.KINDS, *noise.MIXES)
             extra["noise"] = row[0].selectbox("Noise", kinds, index=kinds.index(preset.noise), key=f"noise-{scope}",
                                               format_func=noise.TITLES.get)

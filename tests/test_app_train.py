@@ -6,6 +6,7 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 from streamlit.testing.v1 import AppTest
 
 from core import checkpoints
@@ -221,3 +222,27 @@ def test_every_loss_is_offered_by_its_name_in_words(app_home: Path) -> None:
     offered = by_label(app.selectbox, "Loss").options
     assert offered == list(LOSSES.values())
     assert all(title and title != "None" for title in offered)
+
+
+def test_a_denoiser_for_grey_photos_trains_from_the_page(app_home: Path, data_root: Path) -> None:
+    wait_for_job()
+    app = open_train()
+    by_label(app.selectbox, "Task").set_value("denoising").run()
+    by_label(app.selectbox, "Architecture").set_value("unet_denoiser").run()
+    by_label(app.number_input, "width").set_value(8)
+    by_label(app.number_input, "depth").set_value(1)
+    by_label(app.selectbox, "Dataset").set_value("cifar10")
+    by_label(app.number_input, "Epochs").set_value(1)
+    by_label(app.number_input, "Batch size").set_value(64)
+    by_label(app.number_input, "Training images (0 = all)").set_value(128)
+    by_label(app.number_input, "Validation images").set_value(64)
+    by_label(app.checkbox, "Grey images (one channel)").check()
+    start(app)
+    assert not app.exception and not app.error, [e.value for e in (*app.exception, *app.error)]
+    job = JOBS.current()
+    assert job is not None and job.config.grey and job.config.dataset == "cifar10"
+    wait_for_job()
+    snap = job.snapshot()
+    assert snap["status"] == "finished", snap["message"]
+    model, meta = checkpoints.load(snap["checkpoint"])
+    assert meta["arch_args"]["in_channels"] == 1 and model(torch.rand(1, 1, 32, 32)).shape == (1, 1, 32, 32)
