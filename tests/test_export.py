@@ -42,14 +42,14 @@ def test_onnx_export_matches_pytorch_on_100_test_images(name: str, tmp_path: Pat
 def test_hint_colorizer_exports_at_a_chosen_size(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # The hint spread skips work when there are no hints; the exported graph must still apply real hints,
     # with the Gaussian spread it uses in place of the luma-guided solver.
-    model, _ = checkpoints.load("unet-colorizer-hints")
+    model, _ = checkpoints.load("unet-colorizer-hint-refiner")
     generator = torch.Generator().manual_seed(0)
     given = torch.rand(3, 4, 48, 64, generator=generator)
     mask = (torch.rand(3, 1, 48, 64, generator=generator) < 0.01).float()
     given[:, 1:3] = (given[:, 1:3] - 0.5) * 0.3 * mask
     given[:, 3:] = mask
     out = tmp_path / "hints.onnx"
-    assert export.export_onnx("unet-colorizer-hints", out, height=48, width=64).channels == 4
+    assert export.export_onnx("unet-colorizer-hint-refiner", out, height=48, width=64).channels == 4
     answer = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"]).run(None, {"images": given.numpy()})[0]
     with torch.no_grad():
         along_luma = model(given)

@@ -109,7 +109,7 @@ def test_the_colorization_table_is_what_the_sidecars_hold() -> None:
 def test_the_hint_table_is_what_the_sidecars_hold() -> None:
     rows = readme_table("hints | interpolation (IDW over the true luma)")
     names = [name for name in rows[0] if name in SIDECARS]
-    assert "unet-colorizer-hints" in names
+    assert "unet-colorizer-hint-refiner" in names
     for row in rows:
         count = int(row["hints"])
         for name in names:
