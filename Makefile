@@ -37,10 +37,11 @@ test: install-test chromium lint
 	$(BIN)/python -m pytest
 
 # The README's pictures, taken by the Chromium tests (a relative data folder, so no machine path shows).
-SHOTS := home:home classify-upload:classify colorize-large-upload:colorize train-replay:train
+SHOTS := home:home classify-upload:classify colorize-large-upload:colorize colorize-hints-photo:colorize-hints \
+	train-replay:train
 screenshots: install-test chromium
 	CIFAR_LAB_DATA=$${CIFAR_LAB_DATA:-../shared/data} $(BIN)/python -m pytest -q tests/e2e \
-		-k "home_renders or upload_switch or large_photo_upload or start_watch"
+		-k "home_renders or upload_switch or large_photo_upload or hints_colours_a_photo or start_watch"
 	for shot in $(SHOTS); do cp tests/artifacts/$${shot%%:*}.png tests/screenshots/$${shot##*:}.png || exit 1; done
 
 bench: install

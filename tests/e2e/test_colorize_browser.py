@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from urllib.parse import urlencode
 
 from tests.e2e.conftest import ARTIFACTS, open_page, screenshot, wait_until_idle
 
@@ -81,4 +82,27 @@ def test_clicked_hints_show_as_dots_and_can_be_undone_and_cleared(page, app_url:
     wait_until_idle(page)
     page.get_by_role("button", name="Clear").click()
     page.get_by_text("No hints yet").first.wait_for(timeout=60_000)
+    assert "Traceback" not in main_text(page) and page.console_errors == []
+
+
+def test_a_link_with_hints_colours_a_photo_with_the_shipped_hint_model(page, app_url: str) -> None:
+    # What a shared link carries: a sample photo, the shipped hint refiner and eight hints in the original's colours.
+    from core import colorize, hints
+    from core.images import sample_photo
+
+    given = colorize.prepare(sample_photo("Astronaut"))
+    height, width = colorize.working_shape(*given.luma.shape[1:])
+    points = [(0.45, 0.8), (0.15, 0.85), (0.55, 0.35), (0.08, 0.15), (0.2, 0.3), (0.85, 0.3), (0.8, 0.9), (0.35, 0.6)]
+    placed = [hints.Hint(x, y, hints.true_colour(given.original, x, y, height, width)) for x, y in points]
+    query = urlencode({"source": "sample", "photo": "Astronaut", "model": "unet-colorizer-hint-refiner",
+                       "hints": hints.to_text(placed)})
+    open_page(page, app_url, f"colorize?{query}")
+    page.get_by_text("8 hints placed").first.wait_for(timeout=120_000)
+    page.get_by_text("Colorized: unet-colorizer-hint-refiner").first.wait_for(timeout=120_000)
+    wait_until_idle(page)
+    gain = re.search(r"([+-][0-9.]+) dB vs grey", main_text(page))
+    assert gain and float(gain.group(1)) > 3, gain  # the suit's orange and the flag's colours (+5.5 dB measured)
+    # The picture: the hints on the grey photo above, the result and its gain at the bottom.
+    page.get_by_text("dB vs grey").first.evaluate("element => element.scrollIntoView({block: 'end'})")
+    screenshot(page, "colorize-hints-photo")
     assert "Traceback" not in main_text(page) and page.console_errors == []
