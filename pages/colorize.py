@@ -130,8 +130,8 @@ st.caption("Before / after: drag across the image to compare the grey input (lef
            "(right).")
 comparison(gray_image, shown(result.image), "grey input", "colorized")
 st.download_button("Download the colorized image (PNG)", images.png_bytes(images.to_pil(result.image)),
-                   file_name=download_name(chosen, "colorized"), mime="image/png", icon=":material/download:",
-                   key="colorize-download")
+                   file_name=download_name(chosen, "colorized"), mime="image/png", on_click="ignore",
+                   icon=":material/download:", key="colorize-download")
 
 with st.expander("How this model works"):
     if meta["arch_args"].get("binned"):

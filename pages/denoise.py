@@ -226,7 +226,7 @@ st.caption("Before / after: drag across the image to compare the noisy input (le
 comparison(shown(noisy), shown(result.image), "noisy", "denoised")
 st.download_button("Download the denoised image (PNG)", images.png_bytes(images.to_pil(result.image)),
                    file_name=download_name(chosen, "denoised"),
-                   mime="image/png", icon=":material/download:", key="denoise-download")
+                   mime="image/png", on_click="ignore", icon=":material/download:", key="denoise-download")
 
 with st.expander("How this model works"):
     if method in by_path:

@@ -85,6 +85,8 @@ def test_a_bad_upload_gets_a_message(app: AppTest) -> None:
 def test_download_and_how_it_works(app: AppTest) -> None:
     labels = [button.proto.label for button in app.get("download_button")]
     assert labels == ["Download the colorized image (PNG)", "Weights (.safetensors)", "Sidecar (.json)", "ONNX export"]
+    # A download must not rerun the page: a rerun could retire the file before the browser fetched it.
+    assert all(button.proto.ignore_rerun for button in app.get("download_button"))
     assert any("ONNX: input 'images': N x 1 x 32 x 32" in c.value for c in app.caption)
     assert any("chroma" in m.value and "lightness" in m.value for m in app.markdown)
     layers = app.dataframe[0].value

@@ -99,6 +99,8 @@ def test_a_bad_upload_gets_a_message(app: AppTest) -> None:
 def test_the_result_can_be_downloaded_as_png(app: AppTest) -> None:
     labels = [button.proto.label for button in app.get("download_button")]
     assert labels[0] == "Download the denoised image (PNG)"
+    # A download must not rerun the page: a rerun could retire the file before the browser fetched it.
+    assert all(button.proto.ignore_rerun for button in app.get("download_button"))
     assert labels[1:] in ([], ["Weights (.safetensors)", "Sidecar (.json)", "ONNX export"])  # none for a baseline
 
 
