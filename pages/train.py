@@ -24,7 +24,7 @@ from core.train.config import (
     TASK_DATASETS,
     ServerLimits,
     for_architecture,
-    lr_for_batch,
+    form_lr,
     own_images_preset,
     torchrun_form,
 )
@@ -199,7 +199,7 @@ def standard_form(task: str, top: list) -> None:
             extra["loss"] = row[3].selectbox("Loss", list(LOSSES), index=list(LOSSES).index(preset.loss),
                                              key=f"loss-{scope}", format_func=LOSSES.get)
         if task == "denoising":
-            row = st.columns([1, 1, 1])
+            row = st.columns(3, vertical_alignment="bottom")
             extra["grey"] = row[2].checkbox(
                 "Grey images (one channel)", preset.grey, key=f"grey-{scope}",
                 help="Train and test on the images' BT.601 grey: a denoiser for black-and-white photos, which the "
@@ -220,11 +220,7 @@ def standard_form(task: str, top: list) -> None:
                                           help="A run is in progress" if busy else None)
 
     if submitted:
-        lr, lr_note = float(lr), None
-        if lr == preset.lr and int(batch_size) != preset.batch_size:  # a rate left as tuned, for another batch
-            lr = lr_for_batch(preset.lr, preset.batch_size, int(batch_size), optimizer)
-            lr_note = (f"Learning rate scaled from {preset.lr:g} (tuned for batch {preset.batch_size}) to {lr:.4g} "
-                       f"for batch {int(batch_size)}. Set it yourself to train at another rate.")
+        lr, lr_note = form_lr(float(lr), preset, int(batch_size), optimizer)
         # Settings without a widget (momentum, warm-up, lookahead, ...) come from the preset.
         settings = preset.to_dict() | dict(
             task=task, arch=arch, arch_args=arch_args, dataset=dataset, epochs=int(epochs),

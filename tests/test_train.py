@@ -21,7 +21,7 @@ from core import checkpoints, color, data, metrics
 from core.charts import ema_smooth, outlier_free_range, training_figure
 from core.train import ConfigError, TrainConfig, Trainer
 from core.train.__main__ import main as cli_main
-from core.train.config import config_to_command, lr_for_batch
+from core.train.config import config_to_command, form_lr, lr_for_batch
 from core.train.engine import Callback
 from core.train.optim import Lookahead, lr_factor, parameter_groups
 from core.train.runs import RunRecorder, RunStore, history_csv
@@ -403,6 +403,14 @@ def test_a_learning_rate_follows_the_batch_size_as_timm_scales_it() -> None:
     assert lr_for_batch(0.8, 512, 2048, "muon") == pytest.approx(3.2)
     assert lr_for_batch(1e-3, 256, 64, "adam") == pytest.approx(5e-4)
     assert lr_for_batch(1e-3, 256, 256, "adamw") == 1e-3
+
+
+def test_a_form_scales_only_a_rate_left_as_the_preset_tuned_it() -> None:
+    preset = TrainConfig(task="classification", lr=0.8, batch_size=512)
+    assert form_lr(0.8, preset, 512, "sgd") == (0.8, None)  # nothing changed
+    assert form_lr(0.3, preset, 64, "sgd") == (0.3, None)  # a typed rate is the visitor's
+    lr, note = form_lr(0.8, preset, 64, "sgd")
+    assert lr == pytest.approx(0.1) and note.startswith("Learning rate scaled from 0.8 (tuned for batch 512) to 0.1")
 
 
 def test_a_diverging_batch_does_not_flatten_the_loss_chart() -> None:

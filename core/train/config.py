@@ -425,6 +425,16 @@ def lr_for_batch(lr: float, tuned_batch: int, batch: int, optimizer: str) -> flo
     return lr * (ratio if optimizer in ("sgd", "muon") else math.sqrt(ratio))
 
 
+def form_lr(typed: float, preset: TrainConfig, batch: int, optimizer: str) -> tuple[float, str | None]:
+    """The learning rate a form's run uses, and a sentence when it differs from what was typed: a rate left as
+    ``preset`` tuned it follows a changed batch size (``lr_for_batch``); one typed in is kept."""
+    if typed != preset.lr or batch == preset.batch_size:
+        return typed, None
+    lr = lr_for_batch(preset.lr, preset.batch_size, batch, optimizer)
+    return lr, (f"Learning rate scaled from {preset.lr:g} (tuned for batch {preset.batch_size}) to {lr:.4g} "
+                f"for batch {batch}. Set it yourself to train at another rate.")
+
+
 def for_architecture(config: TrainConfig, arch: str) -> TrainConfig:
     """``config`` (a preset) for another architecture: its length and data stay, its optimisation becomes the
     recipe that trained ``arch``'s shipped checkpoint (or a standard one), so a visitor who switches from the
