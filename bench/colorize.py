@@ -21,9 +21,15 @@ working size and laid onto the full-resolution luma), per folder: the grey image
 colorizer, PSNR of the folder's MSE, the mean per-photo PSNR, SSIM, CIEDE2000 and seconds per
 megapixel; ``--working-side`` tries other working sizes.
 
+``--hints`` measures the hint models against inverse-distance interpolation of the same random
+true-colour hints: on the CIFAR-10 test set per hint count, then on the development photos with
+20 hints each at the page's working size for hints (``--photos`` with it: the photos only, where
+``--working-side`` tries others).
+
 Usage: python bench/colorize.py [--write] [--only NAME] [--limit N] [--sweep NAME]
                                 [--held-out NAME ...] [--ceilings]
        python bench/colorize.py --photos [--per-folder N] [--working-side 64 ...]
+       python bench/colorize.py --hints [--write] [--photos [--working-side 48 ...]]
 """
 
 from __future__ import annotations
@@ -223,31 +229,18 @@ PHOTO_HINTS = 20
 HINT_SEED = 0
 
 
-def bench_hints(limit: int | None, write: bool, per_folder: int | None) -> None:
+def bench_hints(limit: int | None, write: bool, per_folder: int | None, photos_only: bool,
+                working_sides: list[int]) -> None:
     """Hint models against inverse-distance interpolation of the same random true-colour hints."""
     models = [(meta["name"], meta["path"], checkpoints.load(meta["path"])[0])
               for meta in checkpoints.list_checkpoints("colorization")]
     # Channels last: 3.6x faster for these U-Nets in float32 on a CPU (measured; plain layout crawls).
     models = [(name, path, model.to(memory_format=torch.channels_last)) for name, path, model in models
               if model.takes_hints]
-    test = data.load_dataset("cifar10", "test")
-    originals = test.images[:limit].float().div(255)
-    luma = color.luma(originals)
-    print(f"CPU: {devices.cpu_model()}; {devices.describe()}; {'first ' + str(limit) if limit else 'all'} "
-          f"CIFAR-10 test images; PSNR of the set's MSE (dB); hints at random pixels, seed {HINT_SEED}.\n")
-    names = [name for name, _, _ in models]
-    print("| hints | interpolation (IDW over the true luma) | " + " | ".join(names) + " |")
-    print("|---:|---:|" + "---:|" * len(names))
+    print(f"CPU: {devices.cpu_model()}; {devices.describe()}; hints at random pixels, seed {HINT_SEED}.\n")
     written: dict[str, dict] = {path: {} for _, path, _ in models}
-    for count in HINT_COUNTS:
-        given = hints.fixed_hints(originals, count, HINT_SEED)
-        row = [psnr_dataset(hints.interpolate(luma, given), originals)]
-        for _, path, model in models:
-            value = psnr_dataset(batched(model, torch.cat([luma, given], dim=1).contiguous(
-                memory_format=torch.channels_last)), originals)
-            written[path][f"test_psnr_dataset_hints{count}"] = round(value, 3)
-            row.append(value)
-        print(f"| {count} | " + " | ".join(f"{value:.2f}" for value in row) + " |", flush=True)
+    if not photos_only:
+        hints_on_cifar(models, limit, written)
     photo_rows: dict[str, metrics.SetScore] = {}
     for files in data.photo_folders().values():
         for path in files[:per_folder]:
@@ -263,19 +256,46 @@ def bench_hints(limit: int | None, write: bool, per_folder: int | None) -> None:
             photo_rows.setdefault("interpolation", metrics.SetScore()).add(
                 float(metrics.psnr(baseline, given.original[None])[0]), pixels, seconds)
             for name, _, model in models:
-                result = colorize.colorize_one(model, given, colorize.WORKING_SIDE, chosen)
-                photo_rows.setdefault(name, metrics.SetScore()).add(result.psnr, pixels, result.seconds)
+                for side in working_sides:
+                    label = name if len(working_sides) == 1 else f"{name} at {side} px"
+                    result = colorize.colorize_one(model, given, side, chosen)
+                    photo_rows.setdefault(label, metrics.SetScore()).add(result.psnr, pixels, result.seconds)
     if photo_rows:
-        print(f"\nDevelopment photos, {PHOTO_HINTS} random true-colour hints each (seed {HINT_SEED}):\n")
-        print("| method | photos | PSNR of the set's MSE (dB) | PSNR, mean per photo (dB) | time per megapixel |")
-        print("|---|---:|---:|---:|---:|")
+        print(f"\nDevelopment photos, {PHOTO_HINTS} random true-colour hints each (seed {HINT_SEED}; working size "
+              f"{', '.join(map(str, working_sides))} px):\n")
+        print("| method | photos | PSNR of the set's MSE (dB) | vs interpolation (dB) | PSNR, mean per photo (dB) "
+              "| time per megapixel |")
+        print("|---|---:|---:|---:|---:|---:|")
+        baseline = photo_rows["interpolation"].psnr_of_set()
         for name, score_ in photo_rows.items():
-            print(f"| {name} | {score_.count} | {score_.psnr_of_set():.2f} | {score_.mean('psnr'):.2f} "
+            gain = "–" if name == "interpolation" else f"{score_.psnr_of_set() - baseline:+.2f}"
+            print(f"| {name} | {score_.count} | {score_.psnr_of_set():.2f} | {gain} | {score_.mean('psnr'):.2f} "
                   f"| {score_.seconds_per_megapixel():.3f} s |")
-        for name, path, _ in models:
-            written[path][f"photos_psnr_dataset_hints{PHOTO_HINTS}"] = round(photo_rows[name].psnr_of_set(), 3)
-    if write and not limit and not per_folder:
+        if working_sides == [colorize.HINT_WORKING_SIDE]:
+            for name, path, _ in models:
+                written[path][f"photos_psnr_dataset_hints{PHOTO_HINTS}"] = round(photo_rows[name].psnr_of_set(), 3)
+    if write and not limit and not per_folder and not photos_only and working_sides == [colorize.HINT_WORKING_SIDE]:
         checkpoints.record_measurements(written, "python bench/colorize.py --hints --write")
+
+
+def hints_on_cifar(models: list, limit: int | None, written: dict[str, dict]) -> None:
+    """The CIFAR-10 table: PSNR of the set's MSE per hint count, for interpolation and every hint model."""
+    test = data.load_dataset("cifar10", "test")
+    originals = test.images[:limit].float().div(255)
+    luma = color.luma(originals)
+    print(f"{'First ' + str(limit) if limit else 'All'} CIFAR-10 test images; PSNR of the set's MSE (dB).\n")
+    names = [name for name, _, _ in models]
+    print("| hints | interpolation (IDW over the true luma) | " + " | ".join(names) + " |")
+    print("|---:|---:|" + "---:|" * len(names))
+    for count in HINT_COUNTS:
+        given = hints.fixed_hints(originals, count, HINT_SEED)
+        row = [psnr_dataset(hints.interpolate(luma, given), originals)]
+        for _, path, model in models:
+            value = psnr_dataset(batched(model, torch.cat([luma, given], dim=1).contiguous(
+                memory_format=torch.channels_last)), originals)
+            written[path][f"test_psnr_dataset_hints{count}"] = round(value, 3)
+            row.append(value)
+        print(f"| {count} | " + " | ".join(f"{value:.2f}" for value in row) + " |", flush=True)
 
 
 def main() -> None:
@@ -286,16 +306,19 @@ def main() -> None:
     parser.add_argument("--sweep", metavar="NAME", help="choose a binned checkpoint's temperature on training images")
     parser.add_argument("--held-out", nargs="+", metavar="NAME", help="score fine-tunes on their held-out images")
     parser.add_argument("--ceilings", action="store_true", help="the fast net on desaturated or blurred true colours")
-    parser.add_argument("--photos", action="store_true", help="measure the development photos instead")
+    parser.add_argument("--photos", action="store_true",
+                        help="measure the development photos instead (with --hints: only the photos)")
     parser.add_argument("--hints", action="store_true",
                         help="hint models against interpolation of the same hints (CIFAR-10 and the photos)")
     parser.add_argument("--per-folder", type=int, help="--photos: only the first N photos of each folder")
     parser.add_argument("--working-side", type=int, action="append",
-                        help=f"--photos: the working size's longer side (repeatable; default {colorize.WORKING_SIDE})")
+                        help=f"--photos: the working size's longer side (repeatable; default {colorize.WORKING_SIDE}, "
+                             f"with --hints {colorize.HINT_WORKING_SIDE})")
     args = parser.parse_args()
     devices.configure_threads()
     if args.hints:
-        bench_hints(args.limit, args.write, args.per_folder)
+        bench_hints(args.limit, args.write, args.per_folder, args.photos,
+                    args.working_side or [colorize.HINT_WORKING_SIDE])
         return
     if args.photos:
         bench_photos(args.only, args.per_folder, args.working_side or [colorize.WORKING_SIDE])

@@ -28,12 +28,20 @@ with settings_column:
     if meta is None:
         st.warning("No colorization checkpoint is installed. Train one on the **Train** page and it appears here.",
                    icon=":material/palette:")
+    hinted = meta is not None and checkpoints.takes_hints(meta)
+    # Moving between a plain and a hint model puts the size back to the new kind's best: one right for the
+    # other kind would stay behind otherwise.
+    if st.session_state.get("colorize-side-for-hints", hinted) != hinted:
+        st.session_state["colorize-working-side"] = colorize.default_working_side(hinted)
+    st.session_state["colorize-side-for-hints"] = hinted
     links.restore("colorize-working-side", "size", int, within=(32, 256))
     working_side = st.slider(
-        "Working size (pixels, longer side)", 32, 256, colorize.WORKING_SIDE, step=16, key="colorize-working-side",
+        "Working size (pixels, longer side)", 32, 256, colorize.default_working_side(hinted), step=16,
+        key="colorize-working-side",
         help="A large photo's colour is predicted at this size and spread over the full-resolution lightness. "
-             "The models learned on 32x32 images, so objects should span a few dozen pixels here.")
-    if meta is not None and not checkpoints.takes_hints(meta):
+             "The models learned on 32x32 images, so objects should span a few dozen pixels here; a model "
+             "guided by hints opens finer, where each hint's colour stops closer to the edges of its region.")
+    if meta is not None and not hinted:
         st.caption("To guide the colours with clicks, pick a model that takes colour hints.")
 
 if chosen is None or meta is None:

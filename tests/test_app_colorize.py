@@ -136,3 +136,27 @@ def test_clicks_place_hints_that_change_the_colours_and_can_be_undone_and_cleare
 def test_a_model_without_hints_says_how_to_get_them(app: AppTest) -> None:
     assert any("pick a model that takes colour hints" in c.value for c in app.caption)
     assert not any("Colour hints" in h.value for h in app.subheader)
+
+
+def test_a_hint_model_opens_at_the_finer_working_size_and_a_plain_one_at_its_own(
+        tmp_path: Path, data_root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from core import colorize
+
+    tiny_colorizer(tmp_path / "checkpoints", "a-plain")
+    tiny_colorizer(tmp_path / "checkpoints", "b-hints", hints=True)
+    app = open_page(tmp_path, "pages/colorize.py", monkeypatch)
+    size = lambda: app.slider(key="colorize-working-side").value  # noqa: E731
+    box = lambda: next(s for s in app.selectbox if s.label == "Model")  # noqa: E731
+    labels = [str(option) for option in box().options]
+
+    def pick(name: str) -> None:
+        box().select_index(next(i for i, label in enumerate(labels) if name in label)).run()
+        assert not app.exception, [e.value for e in app.exception]
+
+    assert "b-hints" in str(box().value) and size() == colorize.HINT_WORKING_SIDE == 48
+    pick("a-plain")
+    assert size() == colorize.WORKING_SIDE == 32
+    app.slider(key="colorize-working-side").set_value(96).run()
+    assert size() == 96 and app.query_params["size"] in ("96", ["96"])  # a size the visitor picks is kept...
+    pick("b-hints")
+    assert size() == 48  # ...until the kind of model changes

@@ -91,7 +91,7 @@ def test_a_link_with_hints_colours_a_photo_with_the_shipped_hint_model(page, app
     from core.images import sample_photo
 
     given = colorize.prepare(sample_photo("Astronaut"))
-    height, width = colorize.working_shape(*given.luma.shape[1:])
+    height, width = colorize.working_shape(*given.luma.shape[1:], colorize.HINT_WORKING_SIDE)  # the page's for hints
     points = [(0.45, 0.8), (0.15, 0.85), (0.55, 0.35), (0.08, 0.15), (0.2, 0.3), (0.85, 0.3), (0.8, 0.9), (0.35, 0.6)]
     placed = [hints.Hint(x, y, hints.true_colour(given.original, x, y, height, width)) for x, y in points]
     query = urlencode({"source": "sample", "photo": "Astronaut", "model": "unet-colorizer-hint-refiner",
