@@ -241,8 +241,8 @@ def bench_hints(limit: int | None, write: bool, per_folder: int | None, photos_o
     written: dict[str, dict] = {path: {} for _, path, _ in models}
     if not photos_only:
         hints_on_cifar(models, limit, written)
-    photo_rows: dict[str, metrics.SetScore] = {}
-    for files in data.photo_folders().values():
+    tables: dict[str, dict[str, metrics.SetScore]] = {}  # per folder, then all folders
+    for folder, files in data.photo_folders().items():
         for path in files[:per_folder]:
             given = colorize.prepare(images.load_image(path.read_bytes()))
             if given.original is None:
@@ -253,27 +253,33 @@ def bench_hints(limit: int | None, write: bool, per_folder: int | None, photos_o
             channels = hints.encode(chosen, *given.luma.shape[1:])[None]
             baseline = hints.interpolate(given.luma[None], channels)
             seconds = time.perf_counter() - start
-            photo_rows.setdefault("interpolation", metrics.SetScore()).add(
-                float(metrics.psnr(baseline, given.original[None])[0]), pixels, seconds)
+            results = [("interpolation", float(metrics.psnr(baseline, given.original[None])[0]), seconds)]
             for name, _, model in models:
                 for side in working_sides:
-                    label = name if len(working_sides) == 1 else f"{name} at {side} px"
                     result = colorize.colorize_one(model, given, side, chosen)
-                    photo_rows.setdefault(label, metrics.SetScore()).add(result.psnr, pixels, result.seconds)
-    if photo_rows:
+                    results.append((name if len(working_sides) == 1 else f"{name} at {side} px", result.psnr,
+                                    result.seconds))
+            for table in (folder, "all folders"):
+                for label, psnr, seconds in results:
+                    tables.setdefault(table, {}).setdefault(label, metrics.SetScore()).add(psnr, pixels, seconds)
+    if tables:
         print(f"\nDevelopment photos, {PHOTO_HINTS} random true-colour hints each (seed {HINT_SEED}; working size "
-              f"{', '.join(map(str, working_sides))} px):\n")
-        print("| method | photos | PSNR of the set's MSE (dB) | vs interpolation (dB) | PSNR, mean per photo (dB) "
-              "| time per megapixel |")
-        print("|---|---:|---:|---:|---:|---:|")
-        baseline = photo_rows["interpolation"].psnr_of_set()
-        for name, score_ in photo_rows.items():
-            gain = "–" if name == "interpolation" else f"{score_.psnr_of_set() - baseline:+.2f}"
-            print(f"| {name} | {score_.count} | {score_.psnr_of_set():.2f} | {gain} | {score_.mean('psnr'):.2f} "
-                  f"| {score_.seconds_per_megapixel():.3f} s |")
+              f"{', '.join(map(str, working_sides))} px):")
+        for title in sorted(tables, key=lambda table: table == "all folders"):  # the total last
+            rows = tables[title]
+            baseline = rows["interpolation"].psnr_of_set()
+            print(f"\n**{title}**\n")
+            print("| method | photos | PSNR of the set's MSE (dB) | vs interpolation (dB) | PSNR, mean per photo (dB) "
+                  "| time per megapixel |")
+            print("|---|---:|---:|---:|---:|---:|")
+            for name, score_ in rows.items():
+                gain = "–" if name == "interpolation" else f"{score_.psnr_of_set() - baseline:+.2f}"
+                print(f"| {name} | {score_.count} | {score_.psnr_of_set():.2f} | {gain} | {score_.mean('psnr'):.2f} "
+                      f"| {score_.seconds_per_megapixel():.3f} s |")
         if working_sides == [colorize.HINT_WORKING_SIDE]:
             for name, path, _ in models:
-                written[path][f"photos_psnr_dataset_hints{PHOTO_HINTS}"] = round(photo_rows[name].psnr_of_set(), 3)
+                written[path][f"photos_psnr_dataset_hints{PHOTO_HINTS}"] = round(
+                    tables["all folders"][name].psnr_of_set(), 3)
     if write and not limit and not per_folder and not photos_only and working_sides == [colorize.HINT_WORKING_SIDE]:
         checkpoints.record_measurements(written, "python bench/colorize.py --hints --write")
 
