@@ -210,17 +210,21 @@ def bench_photos(only: str | None, per_folder: int | None, working_sides: list[i
     print_photo_table("all folders", totals)
 
 
-def print_photo_table(title: str, scores: dict[str, metrics.SetScore]) -> None:
-    gray = scores["grey input"].psnr_of_set()
+def print_photo_table(title: str, scores: dict[str, metrics.SetScore], baseline: str = "grey input",
+                      quality: bool = True) -> None:
+    """One folder's rows, each against ``baseline``'s PSNR; ``quality`` adds SSIM and CIEDE2000."""
+    reference = scores[baseline].psnr_of_set()
+    extra = " SSIM | CIEDE2000 |" if quality else ""
     print(f"**{title}**\n")
-    print("| method | photos | PSNR of the set's MSE (dB) | vs grey (dB) | PSNR, mean per photo (dB) | SSIM "
-          "| CIEDE2000 | time per megapixel |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    print(f"| method | photos | PSNR of the set's MSE (dB) | vs {baseline.split()[0]} (dB) | PSNR, mean per photo (dB) "
+          f"|{extra} time per megapixel |")
+    print("|---|---:|---:|---:|---:|" + "---:|" * (3 if quality else 1))
     for name, score in scores.items():
-        gain = "–" if name == "grey input" else f"{score.psnr_of_set() - gray:+.2f}"
+        gain = "–" if name == baseline else f"{score.psnr_of_set() - reference:+.2f}"
         timing = f"{score.seconds_per_megapixel():.3f} s" if score.seconds else "–"
+        columns = f" {score.mean('ssim'):.4f} | {score.mean('delta_e'):.2f} |" if quality else ""
         print(f"| {name} | {score.count} | {score.psnr_of_set():.2f} | {gain} | {score.mean('psnr'):.2f} "
-              f"| {score.mean('ssim'):.4f} | {score.mean('delta_e'):.2f} | {timing} |")
+              f"|{columns} {timing} |")
     print(flush=True)
 
 
@@ -266,16 +270,8 @@ def bench_hints(limit: int | None, write: bool, per_folder: int | None, photos_o
         print(f"\nDevelopment photos, {PHOTO_HINTS} random true-colour hints each (seed {HINT_SEED}; working size "
               f"{', '.join(map(str, working_sides))} px):")
         for title in sorted(tables, key=lambda table: table == "all folders"):  # the total last
-            rows = tables[title]
-            baseline = rows["interpolation"].psnr_of_set()
-            print(f"\n**{title}**\n")
-            print("| method | photos | PSNR of the set's MSE (dB) | vs interpolation (dB) | PSNR, mean per photo (dB) "
-                  "| time per megapixel |")
-            print("|---|---:|---:|---:|---:|---:|")
-            for name, score_ in rows.items():
-                gain = "–" if name == "interpolation" else f"{score_.psnr_of_set() - baseline:+.2f}"
-                print(f"| {name} | {score_.count} | {score_.psnr_of_set():.2f} | {gain} | {score_.mean('psnr'):.2f} "
-                      f"| {score_.seconds_per_megapixel():.3f} s |")
+            print()
+            print_photo_table(title, tables[title], baseline="interpolation", quality=False)
         if working_sides == [colorize.HINT_WORKING_SIDE]:
             for name, path, _ in models:
                 written[path][f"photos_psnr_dataset_hints{PHOTO_HINTS}"] = round(
