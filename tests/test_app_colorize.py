@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from core import hints
+from core import colorize, hints
 from core.images import sample_photo
 from tests.factories import open_page, tiny_colorizer
 
@@ -140,13 +140,16 @@ def test_a_model_without_hints_says_how_to_get_them(app: AppTest) -> None:
 
 def test_a_hint_model_opens_at_the_finer_working_size_and_a_plain_one_at_its_own(
         tmp_path: Path, data_root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from core import colorize
-
     tiny_colorizer(tmp_path / "checkpoints", "a-plain")
     tiny_colorizer(tmp_path / "checkpoints", "b-hints", hints=True)
     app = open_page(tmp_path, "pages/colorize.py", monkeypatch)
-    size = lambda: app.slider(key="colorize-working-side").value  # noqa: E731
-    box = lambda: next(s for s in app.selectbox if s.label == "Model")  # noqa: E731
+
+    def size() -> int:
+        return app.slider(key="colorize-working-side").value
+
+    def box():
+        return next(s for s in app.selectbox if s.label == "Model")
+
     labels = [str(option) for option in box().options]
 
     def pick(name: str) -> None:
