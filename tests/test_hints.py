@@ -210,6 +210,13 @@ def test_spread_residuals_hold_each_hint_and_stop_at_luma_edges() -> None:
     assert corrected[0, 1, 16, 17].abs() < 0.05 * target[1].abs()
     # No hints: unchanged.
     assert torch.equal(hints.spread_residuals(chroma, torch.zeros(1, 3, 32, 32), luma), chroma)
+    # A faint edge (a luma step of 0.15) stops the first spread but not the looser last one a refiner settles with.
+    faint = torch.full((1, 1, 32, 32), 0.3)
+    faint[..., 16:] = 0.45
+    sharp = hints.spread_residuals(chroma, channels, faint)
+    loose = hints.spread_residuals(chroma, channels, faint, edge_sigma=hints.SETTLE_EDGE_SIGMA)
+    assert sharp[0, 1, 16, 17].abs() < 0.05 * target[1].abs() and loose[0, 1, 16, 17].abs() > 0.8 * target[1].abs()
+    assert models.build("hint_refiner", width=8, depth=2).settle_edge_sigma == hints.SETTLE_EDGE_SIGMA
 
 
 def test_propagate_solves_its_linear_system() -> None:

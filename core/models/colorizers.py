@@ -20,7 +20,7 @@ from torch import nn
 
 from core import color
 from core.hints import CHANNELS as HINT_CHANNELS
-from core.hints import spread_residuals
+from core.hints import EDGE_SIGMA, SETTLE_EDGE_SIGMA, spread_residuals
 from core.models._registry import Option, register_model
 from core.models.resnet import BasicBlock
 from core.models.unet import UNet, conv_block
@@ -35,6 +35,8 @@ class Colorizer(nn.Module):
     # A binned model in training appends its bin logits to the RGB for the chroma losses; a loss on the RGB
     # alone switches this off, which spares copying 441 channels per pixel (1.5x faster on a CPU).
     emit_logits = True
+    # How sharply the last spread of each hint's leftover stops at luma edges (``core.hints.spread_residuals``).
+    settle_edge_sigma = EDGE_SIGMA
 
     def __init__(self, binned: bool, temperature: float, takes_hints: bool = False) -> None:
         super().__init__()
@@ -71,7 +73,7 @@ class Colorizer(nn.Module):
     def _chroma(self, given: torch.Tensor, raw: torch.Tensor) -> torch.Tensor:
         chroma = self._decode(raw)
         if self.takes_hints and given.shape[1] > 1 and not self.training:
-            chroma = spread_residuals(chroma, given[:, 1:], given[:, :1])
+            chroma = spread_residuals(chroma, given[:, 1:], given[:, :1], self.settle_edge_sigma)
         return chroma
 
     def forward(self, given: torch.Tensor) -> torch.Tensor:
@@ -204,6 +206,8 @@ class HintRefiner(Colorizer):
     classical spread exactly, and the base never forgets how to colour an image without hints: only the
     correction learns.
     """
+
+    settle_edge_sigma = SETTLE_EDGE_SIGMA  # the correction already follows the edges; what it leaves is smooth
 
     def __init__(self, width: int, depth: int, base_width: int, base_depth: int) -> None:
         super().__init__(binned=False, temperature=1.0, takes_hints=True)
