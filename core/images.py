@@ -127,11 +127,22 @@ def to_pil(tensor: torch.Tensor) -> Image.Image:
     return Image.fromarray(array[..., 0] if array.shape[2] == 1 else array)
 
 
-def png_bytes(image: Image.Image) -> bytes:
-    """``image`` encoded as PNG, for downloads."""
+def png_bytes(image: Image.Image, compress_level: int = 6) -> bytes:
+    """``image`` encoded as PNG, for downloads (``compress_level`` 0 to 9: zlib's effort)."""
     buffer = io.BytesIO()
-    image.save(buffer, format="PNG")
+    image.save(buffer, format="PNG", compress_level=compress_level)
     return buffer.getvalue()
+
+
+def download_png(image: torch.Tensor) -> bytes:
+    """``image`` (C x H x W in [0, 1]) as PNG bytes for a page's download button.
+
+    A page encodes its result on every rerun (each slider step, each hint), whether or not anyone downloads it,
+    so zlib's lowest effort: for a 4-megapixel result 0.18 s instead of 0.78 s, for 17% more bytes. (Encoding on
+    the click instead, with a callable, loses a click that lands while a rerun ends: Streamlit drops the
+    callable at once, where a file stays for one more rerun.)
+    """
+    return png_bytes(to_pil(image), compress_level=1)
 
 
 def enlarged(image: Image.Image, side: int = 256) -> Image.Image:

@@ -137,7 +137,7 @@ else:
 st.caption("Before / after: drag across the image to compare the grey input (left) with the colorized result "
            "(right).")
 comparison(gray_image, shown(result.image), "grey input", "colorized")
-st.download_button("Download the colorized image (PNG)", images.png_bytes(images.to_pil(result.image)),
+st.download_button("Download the colorized image (PNG)", images.download_png(result.image),
                    file_name=download_name(chosen, "colorized"), mime="image/png", on_click="ignore",
                    icon=":material/download:", key="colorize-download")
 

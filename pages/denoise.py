@@ -224,7 +224,7 @@ else:
 
 st.caption("Before / after: drag across the image to compare the noisy input (left) with the result (right).")
 comparison(shown(noisy), shown(result.image), "noisy", "denoised")
-st.download_button("Download the denoised image (PNG)", images.png_bytes(images.to_pil(result.image)),
+st.download_button("Download the denoised image (PNG)", images.download_png(result.image),
                    file_name=download_name(chosen, "denoised"),
                    mime="image/png", on_click="ignore", icon=":material/download:", key="denoise-download")
 

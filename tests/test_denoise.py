@@ -151,6 +151,10 @@ def test_ssim_of_a_large_image_is_measured_in_strips_with_the_same_result() -> N
     assert torch.allclose(metrics.ssim(noisy, clean, strip_rows=40), whole, atol=1e-6)
     assert torch.allclose(metrics.ssim(clean, clean, strip_rows=40), torch.ones(2), atol=1e-6)
     assert float(whole.max()) < 0.99
+    # By default a strip holds about STRIP_PIXELS pixels: a wide photo gets few rows per strip, same result.
+    wide = torch.rand(1, 3, 90, metrics.STRIP_PIXELS // 30, generator=generator)
+    blurred = torch.nn.functional.avg_pool2d(wide, 3, stride=1, padding=1)
+    assert torch.allclose(metrics.ssim(blurred, wide), metrics.ssim(blurred, wide, strip_rows=10_000), atol=1e-6)
 
 
 def denoiser_meta(name: str, trained: str, dataset: str = "cifar10", channels: int = 3, **psnr: float) -> dict:

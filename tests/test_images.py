@@ -6,6 +6,7 @@ import io
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from core.images import ImageError, is_grayscale, load_image, to_pil, to_tensor
@@ -120,3 +121,12 @@ def test_png_bytes_round_trip() -> None:
     data = png_bytes(image)
     assert data[:8] == b"\x89PNG\r\n\x1a\n"
     assert Image.open(io.BytesIO(data)).getpixel((4, 2)) == (10, 20, 30)
+
+
+def test_download_png_is_the_image_losslessly() -> None:
+    from core.images import download_png
+
+    image = torch.rand(3, 3, 5)
+    decoded = np.asarray(Image.open(io.BytesIO(download_png(image))))
+    assert decoded.shape == (3, 5, 3)
+    assert np.array_equal(decoded, np.asarray(to_pil(image)))
