@@ -32,7 +32,8 @@ def psnr_from_mse(mse: float) -> float:
 
 
 # A large image is measured in strips of about this many pixels: small enough for the CPU's caches, which on two
-# cores measures a 4-megapixel photo 2 to 3 times faster than strips of 256 full rows (bench/page_rerun.py).
+# cores measured a 4-megapixel photo 2 to 3 times faster than strips of 256 full rows (one-off timings; what the
+# pages gain is in bench/page_rerun.py).
 STRIP_PIXELS = 1 << 18
 
 
