@@ -2,9 +2,10 @@
 
 Runs the page in Streamlit's AppTest (the page's own script, no browser) with the shipped checkpoints, on
 test image #0 (32x32) or, with ``--photo``, on an uploaded photo (the Space's largest: scaled to the pages'
-4-megapixel cap unless ``--keep-size``), then moves a slider step by step and times each full rerun: on
-Denoise the strength (new noise, denoising, metrics), on Colorize the working size (colorizing, metrics);
-both draw the comparison and make the download's PNG. The browser's own round trip is not included.
+4-megapixel cap unless ``--keep-size``), then moves a slider to values it has not had yet (so nothing is
+answered from the page's cache) and times each full rerun: on Denoise the strength (new noise, denoising,
+metrics), on Colorize the working size (colorizing, metrics); both draw the comparison and make the
+download's PNG. The browser's own round trip is not included.
 
 Usage: python bench/page_rerun.py [--page denoise|colorize] [--model NAME] [--photo PATH] [--moves 20]
 """
@@ -26,9 +27,10 @@ from streamlit.testing.v1 import AppTest
 from core import denoise, devices, images
 
 APP = str(Path(__file__).resolve().parent.parent / "app.py")
-# (the slider moved, the model picker, the default model, the slider's first value and step)
-PAGES = {"denoise": ("Strength", "Denoiser", "unet-gaussian-cifar10", 10.0, 1.0),
-         "colorize": ("Working size (pixels, longer side)", "Model", "unet-colorizer-faithful", 32, 16)}
+# (the slider moved, the model picker, the default model, the slider's first value, step and how many values
+# it has from there): each move goes to a value not yet seen, so no rerun is answered from the page's cache
+PAGES = {"denoise": ("Strength", "Denoiser", "unet-gaussian-cifar10", 26.0, 1.0, 200),  # opens at 25
+         "colorize": ("Working size (pixels, longer side)", "Model", "unet-colorizer-faithful", 48, 16, 14)}  # at 32
 
 
 def upload_bytes(path: str, keep_size: bool) -> tuple[bytes, str]:
@@ -48,7 +50,7 @@ def main() -> None:
     parser.add_argument("--keep-size", action="store_true", help="upload the photo at its own size")
     parser.add_argument("--moves", type=int, default=20)
     args = parser.parse_args()
-    slider_label, picker_label, default_model, first_value, step = PAGES[args.page]
+    slider_label, picker_label, default_model, first_value, step, values = PAGES[args.page]
     model = args.model or default_model
     app = AppTest.from_file(APP, default_timeout=300)
     app.switch_page(f"pages/{args.page}.py").run()
@@ -62,7 +64,7 @@ def main() -> None:
     timings = []
     for move in range(args.moves):
         slider = next(slider for slider in app.slider if slider.label == slider_label)
-        slider.set_value(first_value + step * (move % 4))
+        slider.set_value(first_value + step * (move % values))
         start = time.perf_counter()
         app.run()
         timings.append((time.perf_counter() - start) * 1000)
