@@ -9,7 +9,7 @@ import pytest
 import torch
 from PIL import Image
 
-from core.images import ImageError, is_grayscale, load_image, to_pil, to_tensor
+from core.images import ImageError, download_png, is_grayscale, load_image, to_pil, to_tensor
 
 
 def encode(image: Image.Image, fmt: str = "PNG", **params: object) -> bytes:
@@ -124,8 +124,6 @@ def test_png_bytes_round_trip() -> None:
 
 
 def test_download_png_is_the_image_losslessly() -> None:
-    from core.images import download_png
-
     image = torch.rand(3, 3, 5)
     decoded = np.asarray(Image.open(io.BytesIO(download_png(image))))
     assert decoded.shape == (3, 5, 3)
