@@ -44,8 +44,6 @@ def shipped_best(task: str) -> dict[str, Any] | None:
     """The shipped checkpoint of ``task`` a page opens on (best first, CIFAR-10 first); None if none ships."""
     shipped = [m for m in checkpoints.list_checkpoints(task) if checkpoints.is_shipped(m["path"])]
     metas = checkpoints.best_first(shipped, "cifar10")
-    if task == "colorization":  # a hint model without hints is not what the page shows first
-        metas = [m for m in metas if not checkpoints.takes_hints(m)] or metas
     return metas[0] if metas else None
 
 

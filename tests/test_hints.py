@@ -123,8 +123,13 @@ def test_a_hint_refiner_keeps_the_faithful_colorizer_frozen_and_learns_only_its_
     images = torch.rand(2, 3, 32, 32)
     luma = color.luma(images)
     with torch.no_grad():  # the correction starts at zero: without hints it is the faithful colorizer exactly
-        assert torch.equal(fresh.predict_chroma(luma), faithful.predict_chroma(luma).float())
-        # ...and with hints, its colours with the hints spread along the luma (the classical answer)
+        # (averaged with its answer for the mirror image, as the refiner colours both views)
+        mirrored = 0.5 * (faithful.predict_chroma(luma).float() + faithful.predict_chroma(luma.flip(-1)).float(
+            ).flip(-1))
+        assert torch.allclose(fresh.predict_chroma(luma), mirrored, atol=1e-6)
+        # ...and with hints, its colours with the hints spread along the luma (the classical answer; one view, as
+        # each view's spread is solved on its own, to the solver's tolerance)
+        fresh.mirror_average = False
         placed = hints.fixed_hints(images, 4, seed=1)
         classical = hints.spread_residuals(faithful.predict_chroma(luma).float(), placed, luma)
         assert torch.allclose(fresh.predict_chroma(torch.cat([luma, placed], dim=1)), classical, atol=1e-5)
@@ -235,6 +240,25 @@ def test_a_hint_refiner_trains_through_its_settling_spread() -> None:
     assert not plain.settles_in_training
     raw = plain.predict_chroma(given)
     assert not torch.allclose(raw.masked_select(mask), given[:, 1:3].masked_select(mask), atol=1e-2)
+
+
+def test_a_hint_refiner_answers_a_mirrored_image_with_its_mirrored_colours() -> None:
+    # Evaluation averages the image's and its mirror image's corrections before the last spread, so the answer is
+    # exactly mirror-symmetric and each hint still holds; training sees one view only.
+    refiner = models.build("hint_refiner", width=8, depth=1).eval()
+    torch.nn.init.normal_(refiner.body.head.weight, std=0.1)
+    images = torch.rand(2, 3, 32, 32)
+    given = torch.cat([color.luma(images), hints.fixed_hints(images, 3, seed=0)], dim=1)
+    with torch.no_grad():
+        chroma = refiner.predict_chroma(given)
+        assert torch.allclose(refiner.predict_chroma(given.flip(-1)), chroma.flip(-1), atol=1e-4)
+        mask = given[:, 3:4] > 0
+        assert torch.allclose(chroma.masked_select(mask), given[:, 1:3].masked_select(mask), atol=1e-4)
+        refiner.mirror_average = False
+        one_view = refiner.predict_chroma(given)
+        assert not torch.allclose(refiner.predict_chroma(given.flip(-1)), one_view.flip(-1), atol=1e-3)
+        refiner.mirror_average = True
+        assert torch.equal(refiner.train()._raw(given), refiner._corrected(given))
 
 
 def test_propagate_solves_its_linear_system() -> None:

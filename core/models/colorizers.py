@@ -212,6 +212,9 @@ class HintRefiner(Colorizer):
     settle_edge_sigma = SETTLE_EDGE_SIGMA  # the correction already follows the edges; what it leaves is smooth
     # The correction learns what the last spread will not do for it: +0.04 to +0.11 dB with 1 to 20 hints (README).
     settles_in_training = True
+    # Evaluation averages the corrected colours of the image and of its mirror image (hints mirrored with it):
+    # +0.05 dB with 0 and 10 hints on 500 test images, at twice the time (README, "Colour hints").
+    mirror_average = True
 
     def __init__(self, width: int, depth: int, base_width: int, base_depth: int) -> None:
         super().__init__(binned=False, temperature=1.0, takes_hints=True)
@@ -233,6 +236,12 @@ class HintRefiner(Colorizer):
         self.base.load_state_dict(base.state_dict())
 
     def _raw(self, given: torch.Tensor) -> torch.Tensor:
+        if self.training or not self.mirror_average:
+            return self._corrected(given)
+        # Averaged before the last spread, which is linear in the colours it settles: one spread, not two.
+        return 0.5 * (self._corrected(given) + self._corrected(given.flip(-1)).flip(-1))
+
+    def _corrected(self, given: torch.Tensor) -> torch.Tensor:
         luma = given[:, :1]
         hint_channels = given[:, 1:] if given.shape[1] > 1 else luma.new_zeros(luma.shape[0], HINT_CHANNELS,
                                                                                  *luma.shape[2:])
@@ -257,7 +266,8 @@ class HintRefiner(Colorizer):
             "correction. The hints' leftovers are spread once more so each hint holds exactly, and the squared "
             "error it trains with is taken after that, on images that reveal their true colour at 0 to 64 random "
             "pixels. The correction starts at zero, so the model starts as that classical answer, and without "
-            "hints as the faithful colorizer, which it never forgets. " + HOW_IT_WORKS,
+            "hints as the faithful colorizer, which it never forgets. When it colours an image, it averages its "
+            "corrections of the image and of its mirror image (hints mirrored with it). " + HOW_IT_WORKS,
     options=(
         Option("width", 32, "channels of the correcting U-Net's first stage (doubled at each stage)",
                minimum=8, maximum=128),
