@@ -311,9 +311,12 @@ def best_first(metas: list[dict[str, Any]], prefer_dataset: str | None = None) -
     A model selector then opens on the most accurate (or most faithful) checkpoint rather than the
     alphabetically first one. With ``prefer_dataset``, that dataset's checkpoints come first: an
     MNIST classifier scores 99% on digits, but it must not become the default for visitors' photos.
+    Colorizers that take hints come after those that need none: a page opening on one would show an
+    empty hint board above the result, for a model slower and no better on photos without hints.
     """
-    def rank(meta: dict[str, Any]) -> tuple[bool, float]:
+    def rank(meta: dict[str, Any]) -> tuple[bool, bool, float]:
         value = meta["metrics"].get(HEADLINE_METRICS.get(meta["task"], ""))
         score = -float(value) if isinstance(value, (int, float)) and math.isfinite(value) else math.inf
-        return prefer_dataset is not None and meta.get("dataset") != prefer_dataset, score
+        hinted = meta["task"] == "colorization" and "architecture" in meta and takes_hints(meta)
+        return prefer_dataset is not None and meta.get("dataset") != prefer_dataset, hinted, score
     return sorted(metas, key=rank)

@@ -92,7 +92,7 @@ def test_home_opens_with_a_live_example_of_each_page_linked_into_it(app_home: Pa
     markdown = [m.value for m in app.markdown]
     assert "**Classify** · `fastnet-cifar10`" in markdown and "**cat**, 94.6%" in markdown
     assert "**Denoise** · `unet-gaussian-cifar10`" in markdown
-    assert "**Colorize** · `unet-colorizer-hint-refiner`" in markdown  # the best on CIFAR-10
+    assert "**Colorize** · `unet-colorizer-faithful`" in markdown
     captions = [element.proto.imgs[0].caption for element in app.get("image")]
     assert captions[:2] == ["test image #0: cat", 'Grad-CAM: where it looked for "cat"']
     links = [link.proto for link in app.get("page_link")]

@@ -78,6 +78,10 @@ def test_selectors_open_on_the_best_measured_checkpoint() -> None:
                   meta("d-broken", "colorization", test_psnr_dataset=float("nan"))]
     assert [m["name"] for m in checkpoints.best_first(colorizers)] == ["c-faithful", "b-vivid", "a-unmeasured",
                                                                       "d-broken"]
+    # A hint colorizer measured a little better still comes after the plain ones.
+    hinted = {**meta("e-hints", "colorization", test_psnr_dataset=23.58), "architecture": "hint_refiner",
+              "arch_args": {}}
+    assert [m["name"] for m in checkpoints.best_first([hinted, *colorizers])][:2] == ["c-faithful", "b-vivid"]
     classifiers = [meta("fast", "classification", test_accuracy=0.9374),
                    meta("staged", "classification", test_accuracy=0.8907, test_psnr_dataset=99.0)]
     assert [m["name"] for m in checkpoints.best_first(classifiers)] == ["fast", "staged"]
