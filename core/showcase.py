@@ -21,7 +21,8 @@ SHOWN_SIDE = 160  # pixels: a 32 x 32 test image enlarged five times
 DENOISE_NOISE = NoiseSpec("gaussian", 25.0)
 DENOISE_SEED = 0
 # (test image index, sample photo) per page, picked to show what the page does: a cat to name, a ship under
-# noise, a horse to colour (+7 dB over grey; the set's mean gain is +1.8 dB, and Home says it is one picked image)
+# noise, a horse to colour (+7 dB over grey; the set's mean gain is +1.8 dB, and Home says it is one picked image).
+# Each page opens on its own, so a visitor who follows Home's link or opens the page sees the same example.
 IMAGES = {"classify": (0, "Chelsea the cat"), "denoise": (1, "Rocket"), "colorize": (48, "Coffee")}
 
 

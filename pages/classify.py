@@ -8,7 +8,7 @@ import pandas as pd
 import streamlit as st
 from PIL import Image
 
-from core import checkpoints, classify, data, denoise, images, inside, noise, paths
+from core import checkpoints, classify, data, denoise, images, inside, noise, paths, showcase
 from core.charts import confusion_figure, probability_bars, probe_figure, robustness_figure
 from pages import ensure_routed
 from pages.shared import explain_model, image_input, links, model_of, pick_checkpoint, test_set
@@ -38,7 +38,8 @@ if "resnet18" not in {m["architecture"] for m in checkpoints.list_checkpoints("c
     st.caption("ResNet-18 (CIFAR form) ships as an architecture without a checkpoint: on two CPU cores it "
                "trains at about 80 minutes an epoch. Train it on the Train page where a GPU is available.")
 
-chosen = image_input("classify", meta["dataset"])  # the gallery shows the checkpoint's own test set
+# The gallery shows the checkpoint's own test set.
+chosen = image_input("classify", meta["dataset"], showcase.IMAGES["classify"])
 if chosen is None:
     st.stop()
 

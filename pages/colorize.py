@@ -7,7 +7,7 @@ import streamlit as st
 import torch
 from streamlit_image_coordinates import streamlit_image_coordinates
 
-from core import checkpoints, colorize, hints, images, memo
+from core import checkpoints, colorize, hints, images, memo, showcase
 from pages import ensure_routed
 from pages.shared import comparison, download_name, explain_model, image_input, links, model_of, pick_checkpoint
 
@@ -22,7 +22,7 @@ st.markdown(
 
 source_column, settings_column = st.columns([1, 1], gap="large")
 with source_column:
-    chosen = image_input("colorize", "cifar10")
+    chosen = image_input("colorize", "cifar10", showcase.IMAGES["colorize"])
 with settings_column:
     meta = pick_checkpoint("colorization", key="colorize-model")
     if meta is None:

@@ -7,7 +7,7 @@ import pandas as pd
 import streamlit as st
 import torch
 
-from core import checkpoints, classify, data, denoise, images, memo, noise
+from core import checkpoints, classify, data, denoise, images, memo, noise, showcase
 from pages import ensure_routed
 from pages.shared import checkpoint_label, comparison, download_name, explain_model, image_input, links, model_of
 
@@ -55,7 +55,7 @@ with source_column:
     links.restore("denoise-dataset", "data", allowed=DATASETS)
     dataset = st.selectbox("Test images from", DATASETS, format_func=lambda name: data.DATASETS[name].title,
                            key="denoise-dataset")
-    chosen = image_input("denoise", dataset)
+    chosen = image_input("denoise", dataset, showcase.IMAGES["denoise"])
 clean = None
 with settings_column:
     already_noisy = chosen is not None and chosen.source == "upload" and st.checkbox(

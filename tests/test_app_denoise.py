@@ -37,6 +37,8 @@ def widget(items, label: str):
 
 def test_noise_strength_slider_changes_the_noisy_psnr(app: AppTest) -> None:
     assert "tiny-unet" in str(widget(app.selectbox, "Denoiser").value)
+    captions = [image.caption for element in app.get("image") for image in element.proto.imgs]
+    assert "Clean: test image #1: ship" in captions  # Home's denoise example, so its link and the page agree
     weak = metric(app, "Noisy PSNR")
     assert 20 < weak < 30  # sigma 25 on a CIFAR-10 image
     assert metric(app, "Denoised PSNR") > 0

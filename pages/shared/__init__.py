@@ -77,11 +77,12 @@ def model_of(meta: dict):
         st.stop()
 
 
-def image_input(key: str, dataset: str = "cifar10") -> ChosenImage | None:
+def image_input(key: str, dataset: str, opening: tuple[int, str]) -> ChosenImage | None:
     """Test-set gallery, bundled sample photos or an upload; None (with a message) if nothing usable.
 
     Opens on the test set when ``dataset`` is there, else on the bundled photos, so a fresh clone
-    with no datasets shows a result at once."""
+    with no datasets shows a result at once; ``opening`` is the test image index and sample photo it
+    starts on."""
     known = dataset in data.DATASETS  # a model trained on your images has no test set here
     default = "Test set" if known and data.find_source(dataset, "test") is not None else "Sample photo"
     offered = ["Test set", "Sample photo", "Upload"] if known else ["Sample photo", "Upload"]
@@ -108,6 +109,7 @@ def image_input(key: str, dataset: str = "cifar10") -> ChosenImage | None:
             return None
     if source == "Sample photo":
         links.restore(f"{key}-sample", "photo", allowed=images.SAMPLE_PHOTOS)
+        st.session_state.setdefault(f"{key}-sample", opening[1])  # through the state, which a link may have set
         name = st.selectbox("Sample photo", list(images.SAMPLE_PHOTOS), key=f"{key}-sample")
         links.record(photo=name)
         return ChosenImage(images.sample_photo(name), f"{name} (scikit-image sample photo)", source="sample photo",
@@ -123,7 +125,7 @@ def image_input(key: str, dataset: str = "cifar10") -> ChosenImage | None:
     index_key = f"{key}-index"
     links.restore(index_key, "image", int, within=(0, len(testset) - 1))
     if index_key not in st.session_state:
-        st.session_state[index_key] = 0
+        st.session_state[index_key] = min(opening[0], len(testset) - 1)
     if right.button("Random image", icon=":material/shuffle:", key=f"{key}-random", width="stretch"):
         pool = range(len(testset)) if choice == "any class" else \
             (testset.labels == testset.classes.index(choice)).nonzero().flatten().tolist()

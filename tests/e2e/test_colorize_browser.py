@@ -17,7 +17,7 @@ def test_large_photo_upload_is_colorized_measured_and_downloadable(page, app_url
 
     open_page(page, app_url, "colorize")
     # Captions arrive with their images, which a busy server may serve after the metrics below them.
-    page.get_by_text("Original: test image #0: cat").first.wait_for(timeout=120_000)
+    page.get_by_text("Original: test image #48: horse").first.wait_for(timeout=120_000)
     wait_until_idle(page)
     assert "CIEDE2000" in main_text(page)
     screenshot(page, "colorize")
@@ -46,7 +46,7 @@ def test_large_photo_upload_is_colorized_measured_and_downloadable(page, app_url
 
 def test_clicked_hints_show_as_dots_and_can_be_undone_and_cleared(page, app_url: str) -> None:
     open_page(page, app_url, "colorize")
-    page.get_by_text("Original: test image #0: cat").first.wait_for(timeout=120_000)
+    page.get_by_text("Original: test image #48: horse").first.wait_for(timeout=120_000)
     wait_until_idle(page)
     # Open the model list and take a colorizer that listens to hints.
     page.locator('[data-testid="stSelectbox"]').filter(has_text="Model").get_by_role("combobox").click()
