@@ -67,12 +67,12 @@ def reveal(images: torch.Tensor, counts: torch.Tensor, generator: torch.Generato
     return torch.cat([color.chroma(images) * mask, mask], dim=1)
 
 
-def training_counts(n: int, generator: torch.Generator | None = None, device: torch.device | str = "cpu"
-                    ) -> torch.Tensor:
-    """How many hints each training image gets: 0 to MAX_TRAINING_HINTS, log-uniform, so few hints are common
-    (about one image in six gets none, which keeps the model a plain colorizer too)."""
+def training_counts(n: int, generator: torch.Generator | None = None, device: torch.device | str = "cpu",
+                    most: int = MAX_TRAINING_HINTS) -> torch.Tensor:
+    """How many hints each training image gets: 0 to ``most``, log-uniform, so few hints are common
+    (with the default, about one image in six gets none, which keeps the model a plain colorizer too)."""
     uniform = torch.rand(n, generator=generator)
-    return (torch.exp(uniform * math.log(MAX_TRAINING_HINTS + 1)).floor() - 1).long().to(device)
+    return (torch.exp(uniform * math.log(most + 2)).floor() - 1).long().clamp(max=most).to(device)
 
 
 def fixed_hints(images: torch.Tensor, count: int, seed: int) -> torch.Tensor:

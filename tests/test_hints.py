@@ -49,6 +49,13 @@ def test_training_draws_few_hints_often_and_none_sometimes() -> None:
     assert float((counts <= 10).float().mean()) > 0.5  # log-uniform: most images get a handful
 
 
+def test_a_run_can_cap_its_training_hints() -> None:
+    counts = hints.training_counts(20_000, torch.Generator().manual_seed(0), most=24)
+    assert counts.min() == 0 and counts.max() == 24
+    assert 0.15 < float((counts == 0).float().mean()) < 0.3  # fewer counts to draw from: none comes up more often
+    assert hints.training_counts(50, most=0).eq(0).all()
+
+
 def test_interpolation_is_exact_at_hints_and_grey_without_them() -> None:
     images = torch.rand(2, 3, 12, 12)
     luma = color.luma(images)

@@ -185,6 +185,8 @@ def test_whitening_bias_trains_only_for_its_epochs(tmp_path: Path) -> None:
         ({"teacher": "fastnet-cifar10"}, "A teacher guides colorizers only"),
         ({"resume": "a", "init_from": "b"}, "not both"),
         ({"teacher_weight": -1.0}, "teacher_weight must be between"),
+        ({"max_hints": -1}, "max_hints must be between"),
+        ({"max_hints": 2.5}, "max_hints must be a whole number"),
         ({"grey": True}, "grey trains denoisers only"),
     ],
 )

@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
-from core import checkpoints, data, models, noise, paths
+from core import checkpoints, data, hints, models, noise, paths
 from core.own_data import UploadLimits, is_image_folder
 
 OPTIMIZERS = ("sgd", "adam", "adamw", "muon")  # muon: the fast net (core.train.optim)
@@ -87,6 +87,7 @@ class TrainConfig:
     head_epochs: int = 0  # a classifier started from one with other classes: epochs training only its new head
     teacher: str | None = None  # colorization: classifiers (comma-separated) whose view of the original to keep
     teacher_weight: float = 1.0  # colorization: the teacher's share of the loss
+    max_hints: int = hints.MAX_TRAINING_HINTS  # hint colorizers: most true-colour hints a training image reveals
     max_minutes: float | None = None  # a time budget: the schedule decays by the clock and the run ends on it
 
     def to_dict(self) -> dict[str, Any]:
@@ -163,6 +164,7 @@ class TrainConfig:
         number("whiten_bias_epochs", 0, 1000, integer=True, optional=True)
         number("max_minutes", 0.01, 10_000, optional=True)
         number("teacher_weight", 0, 1e6)
+        number("max_hints", 0, 1024, integer=True)
         if self.teacher is not None and self.task != "colorization":
             problems.append("A teacher guides colorizers only.")
         if self.resume is not None and self.init_from is not None:

@@ -143,7 +143,7 @@ class Colorization(ImageToImage):
     def prepare(self, images, labels, generator):
         if not self.takes_hints:
             return color.luma(images), images
-        counts = hints.training_counts(len(images), generator, images.device)
+        counts = hints.training_counts(len(images), generator, images.device, most=self.config.max_hints)
         return torch.cat([color.luma(images), hints.reveal(images, counts, generator)], dim=1), images
 
     def loss(self, output, target):
