@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from core import hints
+from core import hints, showcase
 from tests.factories import tiny_classifier, tiny_colorizer, tiny_denoiser
 from tests.test_own_data import picture
 
@@ -75,7 +75,7 @@ def test_a_link_that_makes_no_sense_is_ignored(tmp_path: Path, data_root: Path, 
                  seed="-3", denoiser="../../etc/passwd", source="floppy", compare="maybe")
     assert by_label(app.selectbox, "Noise").value == "gaussian"
     assert by_label(app.number_input, "Noise seed").value == 0
-    assert by_label(app.number_input, "Test image #").value == 0
+    assert by_label(app.number_input, "Test image #").value == showcase.IMAGES["denoise"][0]  # the page's own
     assert not app.error
 
 
