@@ -19,6 +19,14 @@ from core.images import colour_lut, to_tensor
 TTA_VIEWS = ((False, 0, 0), (True, 0, 0), (False, 1, 1), (True, 1, 1), (False, -1, -1), (True, -1, -1))
 TTA_WEIGHTS = (0.25, 0.25, 0.125, 0.125, 0.125, 0.125)
 
+# A classifier must name one of its classes for any picture. Its answer is called unsure when it responds to
+# the picture more weakly than to this share of its own test images (so that share of them is flagged too);
+# bench/unsure.py measures how many pictures of other kinds it catches.
+UNSURE_SHARE = 0.05
+UNSURE_MIN_IMAGES = 200  # fewer test images than this give no usable 5% quantile
+# The thresholds are measured where the test accuracy is (core.train.engine.evaluate with ``unsure``):
+# sidecar keys test_unsure_below, and test_unsure_below_tta for test-time augmentation.
+
 
 @dataclass(frozen=True)
 class InputFormat:
@@ -87,13 +95,50 @@ def predict_tta_and_plain(model: nn.Module, images: torch.Tensor) -> tuple[torch
 
 
 @torch.no_grad()
+def logits(model: nn.Module, image: Image.Image, tta: bool = False, fmt: InputFormat | None = None) -> torch.Tensor:
+    """The 1 x K logits for one image of any size, fitted to ``fmt`` first (None: the model's channels at
+    32 x 32)."""
+    batch = to_tensor(model_input(image, fmt or InputFormat.of_model(model)))
+    return (predict_tta(model, batch) if tta else model(batch)).float()
+
+
 def probabilities(model: nn.Module, image: Image.Image, tta: bool = False,
                   fmt: InputFormat | None = None) -> np.ndarray:
-    """Class probabilities for one image of any size, fitted to ``fmt`` first (None: the model's
-    channels at 32 x 32)."""
-    batch = to_tensor(model_input(image, fmt or InputFormat.of_model(model)))
-    logits = predict_tta(model, batch) if tta else model(batch)
-    return torch.softmax(logits.float(), dim=1)[0].numpy()
+    """Class probabilities for one image of any size (see ``logits``)."""
+    return torch.softmax(logits(model, image, tta, fmt), dim=1)[0].numpy()
+
+
+def probabilities_and_familiarity(model: nn.Module, image: Image.Image, tta: bool = False,
+                                  fmt: InputFormat | None = None) -> tuple[np.ndarray, float]:
+    """Class probabilities for one image and how strongly the model responds to it (``familiarity``)."""
+    found = logits(model, image, tta, fmt)
+    return torch.softmax(found, dim=1)[0].numpy(), float(familiarity(found)[0])
+
+
+def familiarity(logits_: torch.Tensor) -> torch.Tensor:
+    """How strongly a classifier responds to each image, whatever the class: the log-sum-exp of its logits
+    (minus the free energy of Liu et al. 2020, "Energy-based Out-of-distribution Detection"). Pictures unlike
+    its training data tend to score low; bench/unsure.py compares it with the top softmax probability."""
+    return torch.logsumexp(logits_.float(), dim=1)
+
+
+def is_unsure(score: float, meta: dict[str, Any], tta: bool) -> bool:
+    """Whether an image's familiarity ``score`` is below the checkpoint's measured threshold (never, where it
+    has none: a checkpoint from before the threshold existed, or trained on too few test images)."""
+    found = meta.get("metrics", {})
+    # A run that did not measure test-time augmentation has only the plain threshold; averaged views lower
+    # the familiarity only a little (2.742 to 2.729 for the shipped fast net), so it stands in.
+    threshold = found.get("test_unsure_below_tta", found.get("test_unsure_below")) if tta \
+        else found.get("test_unsure_below")
+    return threshold is not None and score < threshold
+
+
+def unsure_note(classes: list[str], dataset_title: str) -> str:
+    """What an unsure answer means, in words for the page and the command line."""
+    share = f"{1 - UNSURE_SHARE:.0%}"
+    return (f"Unsure: the model responds to this picture more weakly than to {share} of its test images "
+            f"({dataset_title}). It knows only {len(classes)} classes ({', '.join(classes)}) and must name one, so the "
+            f"picture may show none of them.")
 
 
 def top_classes(probabilities: np.ndarray, classes: list[str], count: int = 3) -> list[tuple[str, float]]:

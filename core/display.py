@@ -44,6 +44,8 @@ METRIC_FORMATS = {  # sidecar key -> how a person reads it; keys mapped to None 
     "test_accuracy_recovered": None,
     "ms_per_image": None,
     "throughput_batch256": None,
+    "test_unsure_below": None,
+    "test_unsure_below_tta": None,
 }
 
 

@@ -1,7 +1,9 @@
 """Run a checkpoint on image files, for scripts: ``python -m core.predict NAME IMAGE... [--out DIR]``.
 
 A classifier prints each image's top class and its probability (tab-separated: file, class,
-probability). A denoiser writes ``<image>-denoised.png`` (after adding ``--noise`` at
+probability, then "unsure" where the model responds to the image more weakly than to 95% of its
+test images, as the Classify page warns, "sure" otherwise, "-" for a checkpoint without that
+measurement). A denoiser writes ``<image>-denoised.png`` (after adding ``--noise`` at
 ``--level`` first, when asked: otherwise the image is taken as already noisy); a colorizer
 writes ``<image>-colorized.png`` from the image's luma. Images go through the same reading and
 sizing as the app's pages, so the results match what the pages show.
@@ -20,12 +22,14 @@ from core import checkpoints, classify, colorize, data, denoise, fileio, noise
 from core.images import ImageError, load_image, png_bytes, to_pil
 
 
-def classify_file(model: nn.Module, meta: dict, image: Image.Image) -> tuple[str, float]:
-    """The top class of one image and its probability."""
-    probabilities = classify.probabilities(model, image, fmt=classify.InputFormat.of(meta))
+def classify_file(model: nn.Module, meta: dict, image: Image.Image) -> tuple[str, float, str]:
+    """The top class of one image, its probability, and "unsure", "sure" or "-" (see the module's doc)."""
+    probabilities, familiarity = classify.probabilities_and_familiarity(model, image, fmt=classify.InputFormat.of(meta))
     names = meta.get("classes") or data.DATASETS[meta["dataset"]].classes
     best = int(probabilities.argmax())
-    return names[best], float(probabilities[best])
+    sure = "-" if "test_unsure_below" not in meta["metrics"] else \
+        "unsure" if classify.is_unsure(familiarity, meta, tta=False) else "sure"
+    return names[best], float(probabilities[best]), sure
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -56,8 +60,8 @@ def main(argv: list[str] | None = None) -> int:
             failures += 1
             continue
         if meta["task"] == "classification":
-            name, probability = classify_file(model, meta, image)
-            print(f"{path}\t{name}\t{probability:.4f}")
+            name, probability, sure = classify_file(model, meta, image)
+            print(f"{path}\t{name}\t{probability:.4f}\t{sure}")
             continue
         if meta["task"] == "denoising":
             clean, _ = denoise.prepare(image)

@@ -52,17 +52,17 @@ links.share_link(upload=chosen.source == "upload")
 
 @st.cache_data(show_spinner=False, max_entries=512)
 def prediction(path: str, modified: float, image_key: str, tta: bool, _image: Image.Image
-               ) -> tuple[np.ndarray, np.ndarray, float]:
-    """Probabilities, Grad-CAM and the seconds they took, kept for every visitor: a page opened again, or the
-    same image asked for by another visitor, costs nothing (a few kB per entry)."""
+               ) -> tuple[np.ndarray, float, np.ndarray, float]:
+    """Probabilities, familiarity, Grad-CAM and the seconds they took, kept for every visitor: a page opened
+    again, or the same image asked for by another visitor, costs nothing (a few kB per entry)."""
     start = time.perf_counter()
-    found = classify.probabilities(model, _image, tta=tta, fmt=fmt)
+    found, familiarity_ = classify.probabilities_and_familiarity(model, _image, tta=tta, fmt=fmt)
     heat_map = classify.saliency(model, _image, int(np.argmax(found)), fmt=fmt)
-    return found, heat_map, time.perf_counter() - start
+    return found, familiarity_, heat_map, time.perf_counter() - start
 
 
-probabilities, heat, elapsed = prediction(meta["path"], os.path.getmtime(meta["path"]),
-                                          f"{paths.data_root().resolve()}|{chosen.key}", tta, chosen.image)
+probabilities, familiarity, heat, elapsed = prediction(
+    meta["path"], os.path.getmtime(meta["path"]), f"{paths.data_root().resolve()}|{chosen.key}", tta, chosen.image)
 best = int(np.argmax(probabilities))
 
 original, seen_column, saliency_column, right = st.columns([1, 1, 1, 2.2])
@@ -77,6 +77,8 @@ with right:
     if chosen.label is not None:
         verdict += " · correct" if chosen.label == best else f" · wrong: it is a **{classes[chosen.label]}**"
     st.markdown(f"Prediction: {verdict}")
+    if classify.is_unsure(familiarity, meta, tta):
+        st.warning(classify.unsure_note(classes, data.title(meta["dataset"])), icon=":material/help:")
     st.plotly_chart(probability_bars(probabilities, classes), key="classify-bars", config={"displaylogo": False})
     st.caption(f"Prediction and saliency map in {elapsed * 1000:.0f} ms on this server's CPU.")
 

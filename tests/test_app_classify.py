@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import shutil
 from pathlib import Path
 
 import pytest
@@ -64,6 +65,25 @@ def test_upload_is_classified_and_bad_files_get_a_message(app: AppTest) -> None:
     assert any("broken.png" in e.value and "damaged or incomplete" in e.value for e in app.error)
     app.get("file_uploader")[0].set_value(("notes.png", b"just some text", "image/png")).run()
     assert any("notes.png" in e.value and "not an image" in e.value for e in app.error)
+
+
+def test_an_answer_the_model_is_unsure_of_says_so(home_with_models: Path, tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    home = tmp_path / "home"
+    (home / "checkpoints").mkdir(parents=True)
+    for suffix in (".safetensors", ".json"):
+        shutil.copy(home_with_models / "checkpoints" / f"tiny-a{suffix}", home / "checkpoints" / f"tiny-a{suffix}")
+    trained = checkpoints.read_meta(home / "checkpoints" / "tiny-a.safetensors")["metrics"]
+    assert "test_unsure_below" in trained  # measured by the training run
+    # Thresholds no image reaches plainly, and every image passes with test-time augmentation.
+    checkpoints.update_metadata(home / "checkpoints" / "tiny-a.safetensors",
+                                metrics={"test_unsure_below": 1e9, "test_unsure_below_tta": -1e9})
+    app = open_page(home, "pages/classify.py", monkeypatch)
+    warning = " ".join(w.value for w in app.warning)
+    assert "Unsure: the model responds to this picture more weakly than to 95% of its test images (CIFAR-10)" \
+        in warning and "airplane, automobile" in warning
+    next(t for t in app.toggle if t.label.startswith("Test-time augmentation")).set_value(True).run()
+    assert not app.exception and not any("Unsure" in w.value for w in app.warning)
 
 
 def test_test_set_view_matches_the_model(app: AppTest, home_with_models: Path) -> None:

@@ -55,6 +55,46 @@ def test_probabilities_saliency_and_overlay() -> None:
     assert shown.size == (256, 256) and shown.mode == "RGB"
 
 
+def test_familiarity_is_the_log_sum_exp_of_the_logits_and_ignores_which_class_wins() -> None:
+    logits = torch.tensor([[2.0, 0.0, 0.0], [0.0, 0.0, 2.0], [5.0, 5.0, 5.0]])
+    found = classify.familiarity(logits)
+    assert found[0] == pytest.approx(found[1]) and found[2] == pytest.approx(5 + np.log(3), abs=1e-5)
+
+
+def test_evaluation_measures_the_threshold_below_which_the_weakest_share_of_images_fall() -> None:
+    from core.train.config import TrainConfig
+    from core.train.engine import evaluate
+    from core.train.tasks import Classification
+
+    class Brightness(torch.nn.Module):  # responds as strongly as the image is bright, to every class alike
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return x.mean(dim=(1, 2, 3))[:, None].expand(-1, 10) * 10
+
+    levels = torch.arange(1000) % 250  # flat images, each brightness four times
+    test_images = levels.view(-1, 1, 1, 1).expand(-1, 3, 8, 8).to(torch.uint8)
+    _, found = evaluate(Brightness(), Classification(TrainConfig()), test_images, torch.zeros(1000, dtype=torch.long),
+                        batch_size=300, tta=True, unsure=True)
+    scores = classify.familiarity(Brightness()(test_images.float() / 255))
+    assert (scores < found["unsure_below"]).float().mean() == pytest.approx(classify.UNSURE_SHARE, abs=0.005)
+    assert found["unsure_below_tta"] == pytest.approx(found["unsure_below"], abs=1e-3)  # flat images: views alike
+    meta = {"metrics": {"test_unsure_below": found["unsure_below"]}}
+    assert classify.is_unsure(found["unsure_below"] - 0.01, meta, tta=False)
+    assert classify.is_unsure(found["unsure_below"] - 0.01, meta, tta=True)  # the plain threshold stands in
+    assert not classify.is_unsure(found["unsure_below"] + 0.01, meta, tta=True)
+    assert not classify.is_unsure(-100.0, {"metrics": {}}, tta=False)  # no measurement, no warning
+
+
+def test_the_shipped_fast_net_is_unsure_of_a_blank_picture_and_sure_of_a_cat(data_root: Path) -> None:
+    model, meta = checkpoints.load("fastnet-cifar10")
+    blank = Image.new("RGB", (200, 120), (128, 128, 128))
+    cat = data.load_dataset("cifar10", "test").images[0]  # a cat the model names with 95%
+    _, blank_score = classify.probabilities_and_familiarity(model, blank)
+    _, cat_score = classify.probabilities_and_familiarity(model, Image.fromarray(cat.permute(1, 2, 0).numpy()))
+    assert classify.is_unsure(blank_score, meta, tta=False) and not classify.is_unsure(cat_score, meta, tta=False)
+    note = classify.unsure_note(checkpoints.class_names(meta), "CIFAR-10")
+    assert "95% of its test images (CIFAR-10)" in note and "airplane" in note and "truck" in note
+
+
 def test_a_grey_model_sees_photos_in_grey_at_its_own_size() -> None:
     """A classifier trained on MNIST is fed one channel at 28 x 28 (it was fed three and failed)."""
     meta = {"dataset": "mnist", "arch_args": {"in_channels": 1, "num_classes": 10}}

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from core import checkpoints, color, data, denoise, export, metrics, noise, predict
 from core.images import load_image, to_tensor
@@ -67,16 +68,20 @@ def test_export_refuses_what_it_cannot_do_with_a_message(tmp_path: Path) -> None
     assert not list(tmp_path.iterdir())  # nothing half-written is left behind
 
 
-def test_predict_classifies_files_as_the_classify_page_does(data_root: Path, capsys) -> None:
+def test_predict_classifies_files_as_the_classify_page_does(data_root: Path, tmp_path: Path, capsys) -> None:
     test_set = data_root / "cifar10" / "test"
     files = [sorted((test_set / name).glob("*.png"))[0] for name in ("cat", "ship", "truck")]
-    assert predict.main(["fastnet-cifar10", *map(str, files)]) == 0
+    blank = tmp_path / "blank.png"
+    Image.new("RGB", (64, 48), (128, 128, 128)).save(blank)
+    assert predict.main(["fastnet-cifar10", *map(str, files), str(blank)]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
     model, meta = checkpoints.load("fastnet-cifar10")
-    for line, path in zip(lines, files, strict=True):
-        shown, name, probability = line.split("\t")
+    for line, path in zip(lines, [*files, blank], strict=True):
+        shown, name, probability, sure = line.split("\t")
         expected = predict.classify_file(model, meta, load_image(path.read_bytes()))
-        assert (shown, name) == (str(path), expected[0]) and abs(float(probability) - expected[1]) < 1e-4
+        assert (shown, name, sure) == (str(path), expected[0], expected[2])
+        assert abs(float(probability) - expected[1]) < 1e-4
+    assert lines[-1].endswith("\tunsure")  # a blank picture shows none of the ten classes
 
 
 def test_predict_writes_denoised_and_colorized_images(tmp_path: Path, data_root: Path, capsys) -> None:

@@ -23,6 +23,7 @@ OWNERS = {
     "bench/colorize.py": re.compile(r"^(test_psnr_dataset|test_ssim|test_ciede2000|test_colorfulness|"
                                     r"test_colorfulness_share|test_classifier_accuracy|test_accuracy_recovered|"
                                     r"ms_per_image|(test|photos)_psnr_dataset_hints[0-9]+)$"),
+    "bench/unsure.py": re.compile(r"^test_unsure_below(_tta)?$"),
 }
 
 
@@ -79,6 +80,14 @@ def test_the_classification_table_is_what_the_sidecars_hold() -> None:
         assert row["latency, 1 image"] == f"{metrics['latency_ms']:.1f} ms"
         assert row["with saliency"] == f"{metrics['latency_with_saliency_ms']:.1f} ms"
         assert row["throughput (batch 256)"] == f"{metrics['throughput_batch256']} img/s"
+
+
+def test_the_unsure_table_is_what_the_sidecars_hold() -> None:
+    table = readme_table("checkpoint | prediction | threshold")
+    for row, metrics in shipped_rows(table, "checkpoint"):
+        key = "test_unsure_below_tta" if row["prediction"] == "with TTA" else "test_unsure_below"
+        assert row["threshold"] == f"{metrics[key]:.3f}"
+        assert row["CIFAR-10 test images below it"] == "5.0%"  # the threshold's definition
 
 
 def test_the_denoising_table_is_what_the_sidecars_hold() -> None:

@@ -239,6 +239,9 @@ def test_a_run_trains_writes_its_checkpoint_and_records_history(tmp_path: Path, 
     assert meta["metrics"] == result.test_metrics
     command = meta["measured_by"]["test_accuracy"]
     assert command.startswith("python -m core.train --task classification --arch staged_cnn")
+    # The Classify page's "unsure" threshold comes with the run, measured on the same test images.
+    assert meta["measured_by"]["test_unsure_below"] == command
+    assert isinstance(meta["metrics"]["test_unsure_below"], float)
     assert meta["recipe"]["epochs"] == 3 and meta["training"]["epochs_completed"] == 3
     assert meta["arch_args"]["num_classes"] == 10 and len(meta["arch_args"]["mean"]) == 3
     assert [r.epoch for r in result.history] == [1, 2, 3]

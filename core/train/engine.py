@@ -25,7 +25,7 @@ import torch.distributed as dist
 from torch import nn
 
 from core import checkpoints, color, data, devices, models, own_data, paths
-from core.classify import InputFormat, predict_tta_and_plain
+from core.classify import UNSURE_MIN_IMAGES, UNSURE_SHARE, InputFormat, familiarity, predict_tta_and_plain
 from core.train import panel, resume
 from core.train.config import TrainConfig, config_to_command
 from core.train.optim import Lookahead, Muon, lr_factor, parameter_groups, split_filters
@@ -104,17 +104,20 @@ def default_arch_args(config: TrainConfig, train: data.ImageDataset) -> dict[str
 @torch.no_grad()
 def evaluate(model: nn.Module, task: Task, images: torch.Tensor, labels: torch.Tensor, *, batch_size: int = 500,
              device: torch.device | str = "cpu", amp: torch.dtype | None = None,
-             channels_last: bool = False, tta: bool = False) -> tuple[float, dict[str, float]]:
+             channels_last: bool = False, tta: bool = False, unsure: bool = False) -> tuple[float, dict[str, float]]:
     """Mean loss and metrics of ``model`` on uint8 ``images``; noise is seeded, so repeatable.
 
     ``tta`` averages classifier logits over flipped and shifted views (core.classify): the loss
     is then the augmented one, and the metrics come twice, plain and with a ``_tta`` suffix.
+    ``unsure`` (classifiers) adds ``unsure_below``: the familiarity below which ``UNSURE_SHARE`` of
+    the images fall, the threshold under which the Classify page calls an answer unsure.
     """
     was_training = model.training
     model.eval()
     generator = torch.Generator().manual_seed(EVAL_NOISE_SEED)
     loader = data.TensorLoader(images, labels, batch_size, shuffle=False, device=device)
     loss_sum, sums, count = 0.0, {}, 0
+    familiar: dict[str, list[torch.Tensor]] = {}  # suffix -> each batch's familiarity, for ``unsure``
     for batch, batch_labels in loader:
         inputs, target = task.prepare(batch, batch_labels, generator)
         if channels_last:
@@ -125,11 +128,17 @@ def evaluate(model: nn.Module, task: Task, images: torch.Tensor, labels: torch.T
         batch_sums = task.metric_sums(output, target)
         if plain is not None:
             batch_sums = {f"{key}_tta": value for key, value in batch_sums.items()} | task.metric_sums(plain, target)
+        if unsure:
+            for suffix, logits in ({"": output} if plain is None else {"": plain, "_tta": output}).items():
+                familiar.setdefault(suffix, []).append(familiarity(logits).cpu())
         for key, value in batch_sums.items():
             sums[key] = sums.get(key, 0.0) + value.double()
         count += len(batch)
     model.train(was_training)
-    return loss_sum / max(count, 1), task.finalize(sums, count)
+    found = task.finalize(sums, count)
+    for suffix, scores in familiar.items():
+        found[f"unsure_below{suffix}"] = round(float(torch.cat(scores).quantile(UNSURE_SHARE)), 4)
+    return loss_sum / max(count, 1), found
 
 
 def _autocast(device: torch.device, dtype: torch.dtype | None) -> contextlib.AbstractContextManager:
@@ -197,7 +206,9 @@ class Trainer:
                 _, test_metrics = evaluate(self.model, self.task, self.test.images, self.test.labels,
                                            batch_size=max(config.batch_size, 256), device=self.device,
                                            amp=self.amp, channels_last=config.channels_last,
-                                           tta=config.tta and config.task == "classification")
+                                           tta=config.tta and config.task == "classification",
+                                           unsure=config.task == "classification"
+                                           and len(self.test.labels) >= UNSURE_MIN_IMAGES)
                 test_metrics = {f"test_{k}": v for k, v in test_metrics.items()}
                 self._save(test_metrics)
                 headline = f"test {self.task.headline}={test_metrics[f'test_{self.task.headline}']:.4f}"

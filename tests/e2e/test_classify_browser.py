@@ -12,6 +12,8 @@ def main_text(page) -> str:
 
 
 def test_upload_switch_models_and_test_set_view(page, app_url: str) -> None:
+    from PIL import Image
+
     from core.images import sample_photo
 
     open_page(page, app_url, "classify")
@@ -26,9 +28,16 @@ def test_upload_switch_models_and_test_set_view(page, app_url: str) -> None:
     page.get_by_text("upload-cat.jpg").first.wait_for()
     wait_until_idle(page)
     page.get_by_text("Prediction:").first.wait_for()
-    assert "What the model sees (32 x 32)" in main_text(page)
+    assert "What the model sees (32 x 32)" in main_text(page) and "Unsure" not in main_text(page)
     page.wait_for_selector('[data-testid="stPlotlyChart"]')
     screenshot(page, "classify-upload")
+    # A picture of none of the ten classes: the shipped fast net still names one, and the page says it is unsure.
+    blank = ARTIFACTS / "upload-blank.png"
+    Image.new("RGB", (300, 200), (128, 128, 128)).save(blank)
+    page.locator('[data-testid="stFileUploader"] input[type="file"]').set_input_files(str(blank))
+    page.get_by_text("Unsure: the model responds to this picture more weakly").first.wait_for()
+    wait_until_idle(page)
+    screenshot(page, "classify-unsure")
 
     box = page.locator('[data-testid="stSelectbox"]').filter(has_text="Model").first
     box.click()
