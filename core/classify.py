@@ -147,17 +147,23 @@ def top_classes(probabilities: np.ndarray, classes: list[str], count: int = 3) -
     return [(classes[i], float(probabilities[i])) for i in order]
 
 
-def verdicts(model: nn.Module, pictures: list[torch.Tensor], classes: list[str],
-             fmt: InputFormat | None = None) -> list[tuple[str, float]]:
-    """The most probable class and its probability for each picture (C x H x W floats in [0, 1])."""
+def verdicts(model: nn.Module, pictures: list[torch.Tensor], classes: list[str], fmt: InputFormat | None = None,
+             meta: dict[str, Any] | None = None) -> list[tuple[str, float, bool]]:
+    """The most probable class, its probability and whether the answer is unsure (``is_unsure``; never without
+    ``meta``) for each picture (C x H x W floats in [0, 1])."""
     from core.images import to_pil
 
     found = []
     for picture in pictures:
-        probabilities_ = probabilities(model, to_pil(picture).convert("RGB"), fmt=fmt)
+        probabilities_, score = probabilities_and_familiarity(model, to_pil(picture).convert("RGB"), fmt=fmt)
         best = int(np.argmax(probabilities_))
-        found.append((classes[best], float(probabilities_[best])))
+        found.append((classes[best], float(probabilities_[best]), meta is not None and is_unsure(score, meta, False)))
     return found
+
+
+def verdict_text(name: str, probability: float, unsure: bool) -> str:
+    """A verdict in a few words of Markdown, as the pages write it under a picture."""
+    return f"**{name}** {probability:.0%}" + (" (unsure)" if unsure else "")
 
 
 _SALIENCY_LAYERS: weakref.WeakKeyDictionary[nn.Module, str] = weakref.WeakKeyDictionary()

@@ -140,12 +140,12 @@ def noise_trial(image, spec: noise.NoiseSpec, denoiser_name: str) -> None:
     denoiser = model_of(by_name[denoiser_name])[0] if denoiser_name in by_name else None  # else the median filter
     clean = images.to_tensor(classify.model_input(image, fmt))[0]
     noisy, restored = denoise.noisy_and_restored(clean, spec, denoiser)
-    said = classify.verdicts(model, [clean, noisy, restored], classes, fmt)
-    for column, picture, (name, probability), what in zip(
+    said = classify.verdicts(model, [clean, noisy, restored], classes, fmt, meta)
+    for column, picture, verdict, what in zip(
             st.columns(3), (clean, noisy, restored), said,
             ("as it is", spec.label(), f"denoised by {denoiser_name}"), strict=True):
         column.image(images.enlarged(images.to_pil(picture), 128), width=128)
-        column.markdown(f"{what}: **{name}** {probability:.0%}")
+        column.markdown(f"{what}: {classify.verdict_text(*verdict)}")
 
 
 robustness = meta.get("robustness")

@@ -218,9 +218,9 @@ else:
     if judge is not None:  # does denoising give recognition back?
         classifier, judge = model_of(judge)
         said = classify.verdicts(classifier, [clean, noisy, result.image], checkpoints.class_names(judge),
-                                 classify.InputFormat.of(judge))
-        for column, (name, probability), what in zip(columns, said, ("clean", "noisy", "denoised"), strict=True):
-            column.markdown(f"{judge['name']} on the {what} image: **{name}** {probability:.0%}")
+                                 classify.InputFormat.of(judge), judge)
+        for column, verdict, what in zip(columns, said, ("clean", "noisy", "denoised"), strict=True):
+            column.markdown(f"{judge['name']} on the {what} image: {classify.verdict_text(*verdict)}")
 
 st.caption("Before / after: drag across the image to compare the noisy input (left) with the result (right).")
 comparison(shown(noisy), shown(result.image), "noisy", "denoised")

@@ -188,7 +188,7 @@ def test_a_grey_photo_opens_on_the_grey_photo_denoiser_never_the_digit_one(
 
 def test_the_best_classifier_says_what_it_sees_in_the_clean_noisy_and_denoised_image(
         tmp_path: Path, data_root: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from core import checkpoints, classify, data
+    from core import checkpoints, classify, data, showcase
     from tests.factories import tiny_classifier
 
     home = tmp_path / "home"
@@ -198,6 +198,6 @@ def test_the_best_classifier_says_what_it_sees_in_the_clean_noisy_and_denoised_i
     said = [m.value for m in app.markdown if m.value.startswith("tiny-judge on the ")]
     assert [s.split(" image:")[0] for s in said] == [f"tiny-judge on the {w}" for w in ("clean", "noisy", "denoised")]
     model, meta = checkpoints.load(home / "checkpoints" / "tiny-judge.safetensors")
-    clean = data.load_dataset("cifar10", "test").images[0].float().div(255)
-    (name, probability), = classify.verdicts(model, [clean], checkpoints.class_names(meta))
-    assert said[0].endswith(f"**{name}** {probability:.0%}")
+    clean = data.load_dataset("cifar10", "test").images[showcase.IMAGES["denoise"][0]].float().div(255)  # the opening
+    verdict, = classify.verdicts(model, [clean], checkpoints.class_names(meta), meta=meta)
+    assert said[0].endswith(classify.verdict_text(*verdict))

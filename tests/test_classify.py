@@ -91,6 +91,11 @@ def test_the_shipped_fast_net_is_unsure_of_a_blank_picture_and_sure_of_a_cat(dat
     _, blank_score = classify.probabilities_and_familiarity(model, blank)
     _, cat_score = classify.probabilities_and_familiarity(model, Image.fromarray(cat.permute(1, 2, 0).numpy()))
     assert classify.is_unsure(blank_score, meta, tta=False) and not classify.is_unsure(cat_score, meta, tta=False)
+    pictures = [torch.full((3, 32, 32), 0.5), cat.float() / 255]
+    said = classify.verdicts(model, pictures, checkpoints.class_names(meta), meta=meta)
+    assert [unsure for _, _, unsure in said] == [True, False] and said[1][0] == "cat"
+    assert classify.verdict_text(*said[0]).endswith(" (unsure)") and "unsure" not in classify.verdict_text(*said[1])
+    assert not any(unsure for _, _, unsure in classify.verdicts(model, pictures, checkpoints.class_names(meta)))
     note = classify.unsure_note(checkpoints.class_names(meta), "CIFAR-10")
     assert "95% of its test images (CIFAR-10)" in note and "airplane" in note and "truck" in note
 
