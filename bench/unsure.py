@@ -3,7 +3,8 @@
 A classifier must name one of its ten classes for any picture. The Classify page calls an answer unsure
 when the model responds to the picture (``core.classify.familiarity``, the log-sum-exp of its logits) more
 weakly than to 95% of the CIFAR-10 test images. For every CIFAR-10 classification checkpoint this script
-measures that threshold on all 10,000 test images (plain and with test-time augmentation) and then how
+measures that threshold on all 10,000 test images (plain and with test-time augmentation), the accuracy of
+the answers above and below it (the Classify page's test-set view shows the plain pair), and then how
 many pictures of other kinds fall below it, through the page's own path (``classify.model_input``):
 the MNIST and Fashion-MNIST test sets (all 10,000 each) and the development photos. AUROC is the chance
 that a random CIFAR-10 test image scores higher than a random picture of the other set. A second table
@@ -98,9 +99,11 @@ def main() -> None:
             outside = [all_logits(model, pictures, tta) for pictures in others.values()]
             threshold = thresholds["test_unsure_below_tta" if tta else "test_unsure_below"]
             familiar = classify.familiarity(inside).numpy()
+            unsure, right = familiar < threshold, (inside.argmax(1) == test_set.labels).numpy()
             cells = [cell(familiar, classify.familiarity(logits).numpy(), threshold) for logits in outside]
             rows.append(f"| {meta['name']} | {'with TTA' if tta else 'plain'} | {threshold:.3f} "
-                        f"| {np.mean(familiar < threshold):.1%} | " + " | ".join(cells) + " |")
+                        f"| {unsure.mean():.1%} | {right[~unsure].mean():.2%} | {right[unsure].mean():.2%} | "
+                        + " | ".join(cells) + " |")
             if not tta:
                 for score_name, score in SCORES.items():
                     scores = score(inside).numpy()
@@ -113,8 +116,9 @@ def main() -> None:
     names = list(others)
     print(f"Device: {devices.describe()}. Threshold: the familiarity below which {classify.UNSURE_SHARE:.0%} of "
           f"the 10,000 CIFAR-10 test images fall. Cells: share of the set below it (AUROC).\n")
-    print("| checkpoint | prediction | threshold | CIFAR-10 test images below it | " + " | ".join(names) + " |")
-    print("|---|---|---:|---:|" + "---:|" * len(names))
+    print("| checkpoint | prediction | threshold | CIFAR-10 test images below it | accuracy when sure "
+          "| accuracy when unsure | " + " | ".join(names) + " |")
+    print("|---|---|---:|---:|---:|---:|" + "---:|" * len(names))
     print("\n".join(rows))
     print(f"\nThe same at {classify.UNSURE_SHARE:.0%} of the CIFAR-10 test images with other scores "
           "(plain prediction):\n")

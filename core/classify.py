@@ -224,6 +224,7 @@ class TestSetResult:
     predictions: np.ndarray  # N predicted classes
     labels: np.ndarray  # N true classes
     classes: list[str]
+    familiarity: np.ndarray | None = None  # N: how strongly the model responded to each image (``familiarity``)
 
     @property
     def accuracy(self) -> float:
@@ -238,6 +239,17 @@ class TestSetResult:
         matrix = self.confusion()
         return matrix.diagonal() / matrix.sum(axis=1).clip(min=1)
 
+    def sure_and_unsure(self, meta: dict[str, Any]) -> tuple[float, float, float] | None:
+        """(share of unsure answers, accuracy of the others, accuracy of the unsure ones) by ``is_unsure``'s
+        rule, or None where the checkpoint has no threshold or the familiarity was not kept."""
+        threshold = meta.get("metrics", {}).get("test_unsure_below")
+        if threshold is None or self.familiarity is None:
+            return None
+        unsure = self.familiarity < threshold
+        right = self.predictions == self.labels
+        return float(unsure.mean()), float(right[~unsure].mean()) if (~unsure).any() else float("nan"), \
+            float(right[unsure].mean()) if unsure.any() else float("nan")
+
     def indices(self, true_class: int, predicted_class: int) -> np.ndarray:
         """Test-set indices of images of ``true_class`` predicted as ``predicted_class``."""
         return np.flatnonzero((self.labels == true_class) & (self.predictions == predicted_class))
@@ -249,8 +261,11 @@ def evaluate_test_set(model: nn.Module, dataset: data.ImageDataset, batch_size: 
     """Predictions for every image of ``dataset`` (or its first ``limit``)."""
     model.eval()
     count = len(dataset) if limit is None else min(limit, len(dataset))
-    predictions = []
+    predictions, familiar = [], []
     for start in range(0, count, batch_size):
         batch = dataset.images[start : min(start + batch_size, count)].float().div(255)
-        predictions.append(model(batch).argmax(1))
-    return TestSetResult(torch.cat(predictions).numpy(), dataset.labels[:count].numpy(), list(dataset.classes))
+        logits_ = model(batch).float()
+        predictions.append(logits_.argmax(1))
+        familiar.append(familiarity(logits_))
+    return TestSetResult(torch.cat(predictions).numpy(), dataset.labels[:count].numpy(), list(dataset.classes),
+                         torch.cat(familiar).numpy())

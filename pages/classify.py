@@ -191,6 +191,14 @@ if st.toggle("Show accuracy, confusion matrix and mistakes on the full test set"
     columns[1].metric("Errors", f"{int((results.predictions != results.labels).sum()):,}")
     recorded = meta["metrics"].get("test_accuracy")
     columns[2].metric("Recorded in the checkpoint", "–" if recorded is None else f"{recorded:.2%}")
+    sureness = results.sure_and_unsure(meta)
+    if sureness is not None:  # how far the "Unsure" warning can be trusted, on the images with known answers
+        unsure_share, sure_accuracy, unsure_accuracy = sureness
+        columns = st.columns(3)
+        columns[0].metric("Unsure answers", f"{unsure_share:.1%}", help="Answers the page would call unsure: the "
+                          "model responds to the image more weakly than to 95% of the test images.")
+        columns[1].metric("Accuracy when sure", f"{sure_accuracy:.2%}")
+        columns[2].metric("Accuracy when unsure", f"{unsure_accuracy:.2%}")
     matrix = results.confusion()
     event = st.plotly_chart(confusion_figure(matrix, results.classes), key="classify-confusion",
                             on_select="rerun", selection_mode="points", config={"displaylogo": False})

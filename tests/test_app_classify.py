@@ -94,6 +94,9 @@ def test_test_set_view_matches_the_model(app: AppTest, home_with_models: Path) -
     expected = classify.evaluate_test_set(model, data.load_dataset("cifar10", "test")).accuracy
     assert metrics["Test accuracy"] == f"{expected:.2%}"
     assert metrics["Recorded in the checkpoint"] == f"{meta['metrics']['test_accuracy']:.2%}"
+    share, sure, unsure = classify.evaluate_test_set(model, data.load_dataset("cifar10", "test")).sure_and_unsure(meta)
+    assert metrics["Unsure answers"] == f"{share:.1%}" and metrics["Accuracy when sure"] == f"{sure:.2%}"
+    assert metrics["Accuracy when unsure"] == f"{unsure:.2%}"
     assert any("images predicted as" in m.value or "correctly classified" in m.value for m in app.markdown)
     # A mistake, explained: its top 3 classes and its Grad-CAM.
     first = next(b for b in app.button if b.key and b.key.startswith("classify-explain-"))

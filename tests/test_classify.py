@@ -146,6 +146,14 @@ def test_test_set_result_confusion_and_indices() -> None:
     assert result.indices(2, 1).tolist() == [2]
 
 
+def test_test_set_result_splits_accuracy_by_the_unsure_rule() -> None:
+    result = classify.TestSetResult(np.array([0, 1, 1, 0]), np.array([0, 1, 0, 1]), ["a", "b"],
+                                    np.array([3.0, 3.0, 1.0, 1.0]))
+    # The two weakly answered images are the unsure half, both wrong; the two others are right.
+    assert result.sure_and_unsure({"metrics": {"test_unsure_below": 2.0}}) == (0.5, 1.0, 0.0)
+    assert result.sure_and_unsure({"metrics": {}}) is None
+
+
 def test_confusion_figure_points_map_to_cells() -> None:
     matrix = np.arange(9).reshape(3, 3)
     figure = confusion_figure(matrix, ["a", "b", "c"])

@@ -49,7 +49,7 @@ def test_upload_switch_models_and_test_set_view(page, app_url: str) -> None:
     page.get_by_text("Show accuracy, confusion matrix").click()
     page.get_by_text(re.compile(r"images (predicted as|correctly classified)")).first.wait_for(timeout=120_000)
     wait_until_idle(page)
-    assert "Recorded in the checkpoint" in main_text(page)
+    assert "Recorded in the checkpoint" in main_text(page) and "Accuracy when unsure" in main_text(page)
     # Click the cell (true airplane, predicted automobile): its images are listed.
     cells = page.locator('[data-testid="stPlotlyChart"] .scatterlayer .point')
     cell = cells.nth(1)
