@@ -122,14 +122,19 @@ def familiarity(logits_: torch.Tensor) -> torch.Tensor:
     return torch.logsumexp(logits_.float(), dim=1)
 
 
-def is_unsure(score: float, meta: dict[str, Any], tta: bool) -> bool:
-    """Whether an image's familiarity ``score`` is below the checkpoint's measured threshold (never, where it
-    has none: a checkpoint from before the threshold existed, or trained on too few test images)."""
+def unsure_threshold(meta: dict[str, Any], tta: bool = False) -> float | None:
+    """The checkpoint's measured threshold, or None: a checkpoint from before thresholds existed, or trained
+    on too few test images."""
     found = meta.get("metrics", {})
     # A run that did not measure test-time augmentation has only the plain threshold; averaged views lower
     # the familiarity only a little (2.742 to 2.729 for the shipped fast net), so it stands in.
-    threshold = found.get("test_unsure_below_tta", found.get("test_unsure_below")) if tta \
+    return found.get("test_unsure_below_tta", found.get("test_unsure_below")) if tta \
         else found.get("test_unsure_below")
+
+
+def is_unsure(score: float, meta: dict[str, Any], tta: bool) -> bool:
+    """Whether an image's familiarity ``score`` is below the checkpoint's threshold (never, where it has none)."""
+    threshold = unsure_threshold(meta, tta)
     return threshold is not None and score < threshold
 
 
@@ -242,7 +247,7 @@ class TestSetResult:
     def sure_and_unsure(self, meta: dict[str, Any]) -> tuple[float, float, float] | None:
         """(share of unsure answers, accuracy of the others, accuracy of the unsure ones) by ``is_unsure``'s
         rule, or None where the checkpoint has no threshold or the familiarity was not kept."""
-        threshold = meta.get("metrics", {}).get("test_unsure_below")
+        threshold = unsure_threshold(meta)
         if threshold is None or self.familiarity is None:
             return None
         unsure = self.familiarity < threshold

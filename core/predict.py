@@ -27,7 +27,7 @@ def classify_file(model: nn.Module, meta: dict, image: Image.Image) -> tuple[str
     probabilities, familiarity = classify.probabilities_and_familiarity(model, image, fmt=classify.InputFormat.of(meta))
     names = meta.get("classes") or data.DATASETS[meta["dataset"]].classes
     best = int(probabilities.argmax())
-    sure = "-" if "test_unsure_below" not in meta["metrics"] else \
+    sure = "-" if classify.unsure_threshold(meta) is None else \
         "unsure" if classify.is_unsure(familiarity, meta, tta=False) else "sure"
     return names[best], float(probabilities[best]), sure
 
