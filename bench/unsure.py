@@ -8,8 +8,11 @@ the answers above and below it (the Classify page's test-set view shows the plai
 many pictures of other kinds fall below it, through the page's own path (``classify.model_input``):
 the MNIST and Fashion-MNIST test sets (all 10,000 each) and the development photos. AUROC is the chance
 that a random CIFAR-10 test image scores higher than a random picture of the other set. A second table
-compares the familiarity with two other scores a page could use (the top softmax probability, Hendrycks
-and Gimpel 2017, and the largest logit) at the same 5% of test images.
+compares the familiarity with other scores a page could use at the same 5% of test images: two from the
+logits (the top softmax probability, Hendrycks and Gimpel 2017, and the largest logit) and two from the
+features the last layer reads, which need statistics of the 50,000 training images shipped beside a
+checkpoint (the Mahalanobis distance to the nearest class mean under one shared covariance, Lee et al.
+2018, and the cosine similarity to the 50th nearest training image, Sun et al. 2022).
 
 Usage: python bench/unsure.py [--write] [--only NAME]
 --write stores the thresholds (``test_unsure_below``, ``test_unsure_below_tta``) in each checkpoint's sidecar;
@@ -21,12 +24,14 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from PIL import Image
 from scipy.stats import mannwhitneyu
 
@@ -35,11 +40,43 @@ from core.train.config import TrainConfig
 from core.train.engine import evaluate
 from core.train.tasks import Classification
 
-SCORES: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
-    "familiarity (log-sum-exp of the logits; the page's)": classify.familiarity,
-    "top softmax probability": lambda logits: torch.softmax(logits, 1).max(1).values,
-    "largest logit": lambda logits: logits.max(1).values,
+NEIGHBOURS = 50  # Sun et al.'s k for CIFAR-10 with all its training images
+
+
+@dataclass(frozen=True)
+class Responses:
+    """What a classifier makes of pictures: the features its last layer reads, and its logits."""
+
+    features: torch.Tensor
+    logits: torch.Tensor
+
+
+Score = Callable[[Responses], torch.Tensor]
+SCORES: dict[str, Score] = {
+    "familiarity (log-sum-exp of the logits; the page's)": lambda seen: classify.familiarity(seen.logits),
+    "top softmax probability": lambda seen: torch.softmax(seen.logits, 1).max(1).values,
+    "largest logit": lambda seen: seen.logits.max(1).values,
 }
+
+
+def feature_scores(train: Responses, labels: torch.Tensor) -> dict[str, Score]:
+    """Scores that compare a picture's features with the training images' (higher: more like them)."""
+    classes = int(labels.max()) + 1
+    means = torch.stack([train.features[labels == c].mean(0) for c in range(classes)])
+    centred = train.features - means[labels]
+    precision = torch.linalg.pinv(centred.T @ centred / len(centred), hermitian=True)
+    known = F.normalize(train.features, dim=1)
+
+    def mahalanobis(seen: Responses) -> torch.Tensor:
+        offsets = seen.features[:, None] - means[None]
+        return -torch.einsum("ncd,de,nce->nc", offsets, precision, offsets).min(1).values
+
+    def nearest(seen: Responses) -> torch.Tensor:
+        unit = F.normalize(seen.features, dim=1)
+        return torch.cat([(chunk @ known.T).topk(NEIGHBOURS, dim=1).values[:, -1] for chunk in unit.split(1000)])
+
+    return {"Mahalanobis distance to the nearest class mean (features)": mahalanobis,
+            f"similarity to the {NEIGHBOURS}th nearest training image (features)": nearest}
 
 
 def as_seen(pictures: list[Image.Image]) -> torch.Tensor:
@@ -71,6 +108,19 @@ def all_logits(model: torch.nn.Module, pictures: torch.Tensor, tta: bool) -> tor
     return torch.cat([classify.predict_tta(model, b) if tta else model(b).float() for b in batches])
 
 
+@torch.no_grad()
+def responses(model: torch.nn.Module, pictures: torch.Tensor) -> Responses:
+    """Features (the input of the model's last linear layer) and logits, without test-time augmentation."""
+    last = [module for module in model.modules() if isinstance(module, torch.nn.Linear)][-1]
+    features: list[torch.Tensor] = []
+    hook = last.register_forward_hook(lambda module, given, output: features.append(given[0].float()))
+    try:
+        logits = all_logits(model, pictures, tta=False)
+    finally:
+        hook.remove()
+    return Responses(torch.cat(features), logits)
+
+
 def cell(inside: np.ndarray, outside: np.ndarray, threshold: float) -> str:
     """The share of ``outside`` below ``threshold``, and the AUROC of the two sets' scores."""
     area = mannwhitneyu(inside, outside).statistic / (len(inside) * len(outside))
@@ -83,7 +133,7 @@ def main() -> None:
     parser.add_argument("--only", help="measure only this checkpoint")
     args = parser.parse_args()
     devices.configure_threads()
-    test_set = data.load_dataset("cifar10", "test")
+    test_set, train_set = data.load_dataset("cifar10", "test"), data.load_dataset("cifar10", "train")
     test = test_set.images
     others = other_sets()
     rows, comparison = [], []
@@ -94,9 +144,12 @@ def main() -> None:
         model.eval()
         _, measured = evaluate(model, Classification(TrainConfig()), test, test_set.labels, tta=True, unsure=True)
         thresholds = {f"test_{key}": measured[key] for key in ("unsure_below", "unsure_below_tta")}
+        seen_test = responses(model, test)
+        seen_others = [responses(model, pictures) for pictures in others.values()]
         for tta in (False, True):
-            inside = all_logits(model, test, tta)
-            outside = [all_logits(model, pictures, tta) for pictures in others.values()]
+            inside = all_logits(model, test, tta=True) if tta else seen_test.logits
+            outside = [all_logits(model, pictures, tta=True) for pictures in others.values()] if tta \
+                else [seen.logits for seen in seen_others]
             threshold = thresholds["test_unsure_below_tta" if tta else "test_unsure_below"]
             familiar = classify.familiarity(inside).numpy()
             unsure, right = familiar < threshold, (inside.argmax(1) == test_set.labels).numpy()
@@ -104,12 +157,12 @@ def main() -> None:
             rows.append(f"| {meta['name']} | {'with TTA' if tta else 'plain'} | {threshold:.3f} "
                         f"| {unsure.mean():.1%} | {right[~unsure].mean():.2%} | {right[unsure].mean():.2%} | "
                         + " | ".join(cells) + " |")
-            if not tta:
-                for score_name, score in SCORES.items():
-                    scores = score(inside).numpy()
-                    cut = float(np.quantile(scores, classify.UNSURE_SHARE))
-                    cells = [cell(scores, score(logits).numpy(), cut) for logits in outside]
-                    comparison.append(f"| {meta['name']} | {score_name} | " + " | ".join(cells) + " |")
+        scores = {**SCORES, **feature_scores(responses(model, train_set.images), train_set.labels)}
+        for score_name, score in scores.items():
+            inside = score(seen_test).numpy()
+            cut = float(np.quantile(inside, classify.UNSURE_SHARE))
+            cells = [cell(inside, score(seen).numpy(), cut) for seen in seen_others]
+            comparison.append(f"| {meta['name']} | {score_name} | " + " | ".join(cells) + " |")
         if args.write:
             command = "python bench/unsure.py --write" + (f" --only {args.only}" if args.only else "")
             checkpoints.record_measurements({meta["path"]: thresholds}, command)
