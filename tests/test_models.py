@@ -110,3 +110,20 @@ def test_intermediate_blocks_start_as_an_even_blend_with_bounded_logits() -> Non
         assert float(model(images).abs().max()) < 20
     assert sum(p.numel() for p in models.build("intermediate_block_net").parameters()) == pytest.approx(725_000,
                                                                                                     rel=0.01)
+
+
+def test_a_denoiser_grown_with_clip_flags_starts_as_its_source_and_sees_exact_zeros_and_ones() -> None:
+    plain = models.build("unet_denoiser", in_channels=1, width=8, depth=2).eval()
+    flagged = models.build("unet_denoiser", in_channels=1, width=8, depth=2, clip_flags=True).eval()
+    assert models.transplant(plain, flagged) == ["net.encoders.0.0.weight"]
+    assert models.input_channels(flagged) == 1  # the pages feed it grey images, not three channels
+    noisy = torch.rand(2, 1, 12, 12)
+    with torch.no_grad():
+        assert torch.equal(plain(noisy), flagged(noisy))  # the flags' weights start at zero
+        first = flagged.net.encoders[0][0]
+        first.weight[:, 1:] = torch.randn_like(first.weight[:, 1:])
+        # A pixel at exactly 0 now differs from one a hair above it by more than the hair.
+        clipped, inside = noisy.clone(), noisy.clone()
+        clipped[..., 6, 6], inside[..., 6, 6] = 0.0, 1e-6
+        assert (flagged(clipped) - flagged(inside)).abs().max() > 1e-3
+        assert (plain(clipped) - plain(inside)).abs().max() < 1e-3

@@ -83,7 +83,7 @@ def split_train_val(images: torch.Tensor, labels: torch.Tensor, val_size: int
     return (images[train], labels[train]), (images[val], labels[val])
 
 
-INPUT_OPTIONS = ("hints",)  # architecture options a fine-tune may switch on: they widen only the input
+INPUT_OPTIONS = ("hints", "clip_flags")  # architecture options a fine-tune may switch on: they widen only the input
 
 
 def default_arch_args(config: TrainConfig, train: data.ImageDataset) -> dict[str, Any]:
