@@ -89,8 +89,8 @@ class ResidualDenoiser(nn.Module):
 
     With ``clip_flags`` it also sees, per channel, where the input is exactly 0 or 1. Noise added
     and then clipped piles up there: on MNIST at sigma 0.5 half of the black background reads 0 and
-    half of every stroke 1, which says far more about the clean pixel than a value just inside the
-    range, and is a step a stack of convolutions approximates only with very large weights."""
+    half of every stroke 1: a point mass, which says more about the clean pixel than a value just inside
+    the range, and a step that convolutions on the value alone only approximate."""
 
     def __init__(self, in_channels: int, width: int, depth: int, attention: bool, clip_flags: bool = False) -> None:
         super().__init__()
