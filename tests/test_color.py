@@ -50,6 +50,50 @@ def test_decoding_sharpens_as_the_temperature_falls() -> None:
     assert warm.norm() < cold.norm()  # a flat-ish distribution averages towards grey
 
 
+def dense_chroma_ce(logits: torch.Tensor, rgb: torch.Tensor, rebalance_weights: torch.Tensor | None) -> torch.Tensor:
+    """The loss by its definition: cross-entropy against the dense soft targets."""
+    targets = color.soft_bin_targets(color.chroma(rgb), color.chroma_bin_centres())
+    per_pixel = -(targets * torch.log_softmax(logits.float(), dim=1)).sum(1)
+    if rebalance_weights is not None:
+        per_pixel = per_pixel * rebalance_weights[targets.argmax(1)]
+    return per_pixel.mean()
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("rebalance", [False, True])
+def test_chroma_loss_and_its_gradient_equal_the_dense_definition(dtype: torch.dtype, rebalance: bool) -> None:
+    torch.manual_seed(0)
+    rgb = torch.rand(5, 3, 9, 13)  # 5 images of odd size: chunks of images split unevenly
+    rgb[0, :, :3] = 0.5  # some exactly grey pixels
+    logits = (torch.randn(5, len(color.chroma_bin_centres()), 9, 13) * 4).to(dtype)
+    dense_logits = logits.clone().requires_grad_(True)
+    # As a binned model in training hands them over: after the RGB, channels last.
+    packed = torch.cat([torch.rand(5, 3, 9, 13).to(dtype), logits], 1).contiguous(memory_format=torch.channels_last)
+    packed.requires_grad_(True)
+    fast_logits = packed[:, 3:]
+    fast_logits.retain_grad()
+    loss = color.ChromaBinLoss(rebalance=rebalance)
+    old_chunk = color._SoftBinCrossEntropy.CHUNK_PIXELS
+    color._SoftBinCrossEntropy.CHUNK_PIXELS = 2 * 9 * 13
+    try:
+        fast = loss(fast_logits, rgb)
+    finally:
+        color._SoftBinCrossEntropy.CHUNK_PIXELS = old_chunk
+    weights = None
+    if rebalance:  # the first batch's weights, from its own colour frequencies
+        weights = 1.0 / (0.5 * loss.prior + 0.5 / len(loss.prior))
+        weights = weights / (loss.prior * weights).sum()
+    dense = dense_chroma_ce(dense_logits, rgb, weights)
+    assert float(fast.detach()) == pytest.approx(float(dense.detach()), rel=1e-5)
+    fast.backward()
+    dense.backward()
+    assert fast_logits.grad.dtype == dtype
+    assert torch.equal(logits, packed[:, 3:].detach())  # read, never written
+    scale = float(dense_logits.grad.float().abs().max())
+    tolerance = 1e-5 if dtype == torch.float32 else 1e-2  # bf16 keeps 8 bits of mantissa
+    assert float((fast_logits.grad.float() - dense_logits.grad.float()).abs().max()) <= tolerance * scale
+
+
 def test_rebalanced_loss_weights_rare_colours_up() -> None:
     torch.manual_seed(0)
     grey = torch.full((1, 3, 8, 8), 0.5)
@@ -99,6 +143,40 @@ def test_binned_colorizer_returns_logits_only_in_training() -> None:
     assert model.train()(luma).shape[1] == 3
     make_task(TrainConfig(task="colorization", arch="unet_colorizer", loss="chroma_ce"), model)
     assert model.train()(luma).shape[1] == 3 + len(color.chroma_bin_centres())
+
+
+def rgb_in_autograd(output: torch.Tensor) -> bool:
+    """Whether the RGB packed first in a binned colorizer's training output has a backward path."""
+    return output.grad_fn.next_functions[0][0] is not None
+
+
+def test_rgb_leaves_autograd_only_when_no_loss_reads_it() -> None:
+    from core.train.tasks import make_task
+
+    torch.manual_seed(0)
+    model = models.build("unet_colorizer", width=8, binned=True).train()
+    images = torch.rand(4, 3, 16, 16)
+    task = make_task(TrainConfig(task="colorization", arch="unet_colorizer", loss="chroma_ce"), model)
+    assert not model.rgb_trains
+
+    def gradients() -> list[torch.Tensor]:
+        model.zero_grad()
+        given, target = task.prepare(images, None, None)
+        output = model(given)
+        assert rgb_in_autograd(output) == model.rgb_trains
+        task.loss(output, target).backward()
+        return [parameter.grad.clone() for parameter in model.parameters()]
+
+    fast = gradients()
+    model.rgb_trains = True  # the decoding in autograd, as before: its gradient is all zeros
+    kept = gradients()
+    assert all(torch.allclose(a, b, atol=1e-7) for a, b in zip(fast, kept, strict=True))
+    # A teacher reads the RGB: it stays in autograd, or the teacher would teach nothing.
+    make_task(TrainConfig(task="colorization", arch="unet_colorizer", loss="chroma_ce",
+                          teacher="staged-advanced-cifar10"), model)
+    assert model.rgb_trains
+    make_task(TrainConfig(task="colorization", arch="unet_colorizer", loss="chroma_ce"), model)
+    assert not model.rgb_trains and not rgb_in_autograd(model(color.luma(images)))
 
 
 def test_bf16_decoding_stays_within_half_a_grey_level() -> None:

@@ -35,6 +35,9 @@ class Colorizer(nn.Module):
     # A binned model in training appends its bin logits to the RGB for the chroma losses; a loss on the RGB
     # alone switches this off, which spares copying 441 channels per pixel (1.5x faster on a CPU).
     emit_logits = True
+    # Whether a loss reads the RGB beside the logits (a teacher does). If none does, the RGB is decoded for
+    # the training metrics only, outside autograd: no backward pass through the 441-bin decoding.
+    rgb_trains = True
     # How sharply the last spread of each hint's leftover stops at luma edges (``core.hints.spread_residuals``).
     settle_edge_sigma = EDGE_SIGMA
     # Whether training sees that last spread too (its loss backpropagated through the spread's solver).
@@ -80,9 +83,12 @@ class Colorizer(nn.Module):
 
     def forward(self, given: torch.Tensor) -> torch.Tensor:
         raw = self._raw(given)
-        rgb = color.combine(given[:, :1], self._chroma(given, raw))
-        return torch.cat([rgb, raw.to(rgb.dtype)], dim=1) if self.training and self.binned and self.emit_logits \
-            else rgb
+        if not (self.training and self.binned and self.emit_logits):
+            return color.combine(given[:, :1], self._chroma(given, raw))
+        with torch.set_grad_enabled(torch.is_grad_enabled() and self.rgb_trains):
+            rgb = color.combine(given[:, :1], self._chroma(given, raw))
+        # In the logits' dtype (bf16 under autocast), so the copy and the loss move half the bytes.
+        return torch.cat([rgb.to(raw.dtype), raw], dim=1)
 
 
 class UNetColorizer(Colorizer):

@@ -139,6 +139,7 @@ class Colorization(ImageToImage):
         self.teacher = TeacherLoss(config.teacher) if config.teacher else None
         if model is not None and hasattr(model, "emit_logits"):
             model.emit_logits = self.chroma_loss is not None
+            model.rgb_trains = self.chroma_loss is None or self.teacher is not None
 
     def prepare(self, images, labels, generator):
         if not self.takes_hints:
