@@ -16,7 +16,7 @@ import torch
 from core import checkpoints
 from core.train import ConfigError, TrainConfig
 from core.train.config import ServerLimits
-from core.train.jobs import Job, JobManager, NotOwner
+from core.train.jobs import Job, JobManager, NotOwner, time_left
 from core.train.resources import estimate
 from core.train.runs import RunStore
 
@@ -164,3 +164,12 @@ def test_a_run_stops_by_itself_when_its_server_is_gone(tmp_path: Path, data_root
     assert json.loads(live.read_text())["status"] == "stopped"
     wait_until(lambda: not Path(f"/proc/{pid}").exists() or "zombie" in Path(f"/proc/{pid}/status").read_text(),
                seconds=30)
+
+
+def test_a_capped_run_promises_no_more_time_than_its_budget() -> None:
+    # 53 of 4,675 steps in 150 s: at that pace more than 3 hours, but the cap ends it in 330 s.
+    assert time_left(150.0, 53, 4622, None) == pytest.approx(150 / 53 * 4622)
+    assert time_left(150.0, 53, 4622, 330.0) == 330.0
+    assert time_left(150.0, 53, 10, 330.0) == pytest.approx(150 / 53 * 10)  # the last steps come first
+    assert time_left(150.0, 53, 4622, -2.0) == 0.0  # past the cap: the run is finishing its last batch
+    assert time_left(0.0, 0, 4675, 330.0) is None  # no pace yet

@@ -75,6 +75,18 @@ def new_job_folder() -> Path:
     return folder
 
 
+def time_left(loop_elapsed: float, steps_done: int, steps_left: int, budget_left: float | None) -> float | None:
+    """Seconds until the training loop ends: at its pace so far, or when its time budget runs out, if sooner.
+
+    A capped run (the Space's 8 minutes) decays its schedule by the clock and ends on it, often long before
+    its last step: the pace alone would promise a visitor hours.
+    """
+    if steps_done <= 0:
+        return None
+    at_pace = loop_elapsed / steps_done * steps_left
+    return at_pace if budget_left is None else min(at_pace, max(0.0, budget_left))
+
+
 class Job:
     """One supervised training process and what the server knows of it."""
 
@@ -201,7 +213,10 @@ class Job:
         loop_elapsed = now - loop_started if loop_started else 0.0
         step, total = state.get("step", 0), state.get("total_steps", 0)
         done = step - state.get("start_step", 0)
-        eta = loop_elapsed / done * (total - step) if done and running and state.get("status") == "running" else None
+        eta = None
+        if running and state.get("status") == "running":
+            budget_left = self.started + self.config.max_minutes * 60 - now if self.config.max_minutes else None
+            eta = time_left(loop_elapsed, done, total - step, budget_left)
         return {
             "status": state.get("status", "starting"), "message": state.get("message", ""),
             "config": self.config.to_dict(), "history": list(state.get("history", [])),
