@@ -80,7 +80,20 @@ def confusion_figure(matrix: np.ndarray, classes: list[str]) -> go.Figure:
                                     categoryarray=classes))
     return figure
 
-METRIC_LABELS = {"accuracy": "accuracy", "psnr": "PSNR (dB)", "psnr_dataset": "PSNR, dataset (dB)"}
+METRIC_LABELS = {"accuracy": "accuracy", "psnr": "PSNR (dB)", "psnr_dataset": "PSNR of the set's MSE (dB)"}
+
+
+def metric_title(metric: str) -> str:
+    """A headline metric's label to head a chart or a tile: capitalised, its acronyms kept."""
+    label = METRIC_LABELS[metric]
+    return label[:1].upper() + label[1:]
+
+
+def format_headline(metric: str, value: float | None) -> str:
+    """A headline metric's value as a person reads it (91.20%, 23.62 dB); a dash until there is one."""
+    if value is None:
+        return "–"
+    return f"{value:.2%}" if metric == "accuracy" else f"{value:.2f} dB"
 
 
 def headline_metric(task: str) -> str:
@@ -140,7 +153,7 @@ def training_figure(live: dict[str, Any] | None, overlays: list[dict[str, Any]] 
 
     task = (live or {}).get("config", {}).get("task") or (overlays[0]["task"] if overlays else "classification")
     metric = headline_metric(task)
-    figure = make_subplots(rows=1, cols=2, subplot_titles=("Loss", METRIC_LABELS[metric].capitalize()))
+    figure = make_subplots(rows=1, cols=2, subplot_titles=("Loss", metric_title(metric)))
     if live:
         steps_per_epoch = max(live["total_steps"] / max(live["config"]["epochs"], 1), 1)
         if live["batch_losses"]:

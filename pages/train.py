@@ -8,7 +8,7 @@ import pandas as pd
 import streamlit as st
 
 from core import checkpoints, classify, data, images, models, noise, own_data
-from core.charts import format_duration, headline_metric, training_figure
+from core.charts import METRIC_LABELS, format_duration, format_headline, headline_metric, training_figure
 from core.own_data import MAX_CLASSES, MIN_CLASSES, MIN_PER_CLASS
 from core.train import ConfigError, TrainConfig
 from core.train import panel as watched
@@ -337,9 +337,9 @@ def live_run() -> None:
     cols[1].metric("Epochs done", len(snap["history"]))
     metric = headline_metric(config["task"])
     last_val = snap["history"][-1]["val_metrics"].get(metric) if snap["history"] else None
-    cols[2].metric(f"Validation {metric}", "–" if last_val is None else f"{last_val:.4f}")
-    test_value = snap["test_metrics"].get(f"test_{metric}")
-    cols[3].metric(f"Test {metric}", "–" if test_value is None else f"{test_value:.4f}")
+    name = METRIC_LABELS[metric].removesuffix(" (dB)")
+    cols[2].metric(f"Validation {name}", format_headline(metric, last_val))
+    cols[3].metric(f"Test {name}", format_headline(metric, snap["test_metrics"].get(f"test_{metric}")))
     if snap["running"] and JOBS.may_stop(visitor, LIMITS):
         st.button("Stop", icon=":material/stop:", on_click=stop_run, key="stop")
     elif snap["running"]:

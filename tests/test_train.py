@@ -18,7 +18,7 @@ import torch
 from safetensors.torch import load_file
 
 from core import checkpoints, color, data, metrics
-from core.charts import ema_smooth, outlier_free_range, training_figure
+from core.charts import ema_smooth, format_headline, metric_title, outlier_free_range, training_figure
 from core.train import ConfigError, TrainConfig, Trainer
 from core.train.__main__ import main as cli_main
 from core.train.config import config_to_command, form_lr, lr_for_batch
@@ -438,6 +438,19 @@ def test_a_diverging_batch_does_not_flatten_the_loss_chart() -> None:
         values = list(generator.lognormal(0, generator.uniform(0.1, 3), size=int(generator.integers(10, 60))))
         shown = outlier_free_range(values)
         assert shown is None or max(values) > shown[1]
+
+
+def test_headline_metrics_read_as_a_person_reads_them() -> None:
+    assert metric_title("psnr_dataset") == "PSNR of the set's MSE (dB)"  # not "Psnr, dataset (db)"
+    assert metric_title("accuracy") == "Accuracy"
+    assert format_headline("accuracy", 0.91204) == "91.20%"
+    assert format_headline("psnr_dataset", 23.62163) == "23.62 dB"
+    assert format_headline("psnr", None) == "–"
+    snapshot = {"config": {"task": "colorization", "epochs": 1}, "total_steps": 10, "batch_losses": [(1, 2.9)],
+                "history": [{"epoch": 1, "train_loss": 2.9, "val_loss": 2.9, "train_metrics": {"psnr_dataset": 23.5},
+                             "val_metrics": {"psnr_dataset": 23.6}}]}
+    titles = [note.text for note in training_figure(snapshot).layout.annotations]
+    assert "PSNR of the set's MSE (dB)" in titles
 
 
 def test_a_run_whose_process_died_reads_as_interrupted(tmp_path: Path) -> None:
