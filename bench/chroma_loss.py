@@ -73,7 +73,7 @@ def main() -> None:
             optimizer.step()
         return work
 
-    given = logits.float().requires_grad_(False)
+    given = logits.float()
     agree = abs(float(definition_loss(given, images)) - float(fast_loss(given, images)))
     cases = {
         "loss alone (forward and backward)": (loss_alone(definition_loss), loss_alone(fast_loss)),
