@@ -153,6 +153,7 @@ def training_figure(live: dict[str, Any] | None, overlays: list[dict[str, Any]] 
 
     task = (live or {}).get("config", {}).get("task") or (overlays[0]["task"] if overlays else "classification")
     metric = headline_metric(task)
+    label = METRIC_LABELS[metric]
     figure = make_subplots(rows=1, cols=2, subplot_titles=("Loss", metric_title(metric)))
     if live:
         steps_per_epoch = max(live["total_steps"] / max(live["config"]["epochs"], 1), 1)
@@ -170,9 +171,9 @@ def training_figure(live: dict[str, Any] | None, overlays: list[dict[str, Any]] 
         figure.add_trace(go.Scatter(x=epochs, y=smooth(h["val_loss"] for h in live["history"]), mode="lines+markers",
                                     name="validation loss", line=dict(color="#e8590c")), 1, 1)
         figure.add_trace(go.Scatter(x=epochs, y=smooth(h["train_metrics"].get(metric) for h in live["history"]),
-                                    mode="lines+markers", name=f"train {metric}", line=dict(color="#3b5bdb")), 1, 2)
+                                    mode="lines+markers", name=f"train {label}", line=dict(color="#3b5bdb")), 1, 2)
         figure.add_trace(go.Scatter(x=epochs, y=smooth(h["val_metrics"].get(metric) for h in live["history"]),
-                                    mode="lines+markers", name=f"validation {metric}",
+                                    mode="lines+markers", name=f"validation {label}",
                                     line=dict(color="#e8590c")), 1, 2)
     losses = [y for trace in figure.data if trace.xaxis in (None, "x") for y in (trace.y or ())]
     if (shown := outlier_free_range(losses)) is not None:
@@ -185,6 +186,12 @@ def training_figure(live: dict[str, Any] | None, overlays: list[dict[str, Any]] 
         figure.add_trace(go.Scatter(
             x=[e["epoch"] for e in run["epochs"]], y=smooth(e["val_metrics"].get(metric) for e in run["epochs"]),
             mode="lines+markers", line=dict(dash="dot"), name=f"run {run['id']}: {run['name']}"), 1, 2)
+    if not any(y is not None for trace in figure.data if trace.xaxis == "x2" for y in (trace.y or ())):
+        # Metrics come at the end of each epoch: say so rather than leave an empty axis from -1 to 4.
+        figure.add_annotation(text="measured at the end of each epoch", xref="x2 domain", yref="y2 domain",
+                              x=0.5, y=0.5, showarrow=False, font=dict(size=13, color="#868e96"))
+        figure.update_xaxes(showticklabels=False, row=1, col=2)
+        figure.update_yaxes(showticklabels=False, row=1, col=2)
     figure.update_xaxes(title_text="epoch")
     figure.update_layout(height=380, margin=dict(l=10, r=10, t=40, b=10), legend=dict(orientation="h", y=-0.25),
                          uirevision="training")  # keep the user's zoom across refreshes

@@ -449,8 +449,15 @@ def test_headline_metrics_read_as_a_person_reads_them() -> None:
     snapshot = {"config": {"task": "colorization", "epochs": 1}, "total_steps": 10, "batch_losses": [(1, 2.9)],
                 "history": [{"epoch": 1, "train_loss": 2.9, "val_loss": 2.9, "train_metrics": {"psnr_dataset": 23.5},
                              "val_metrics": {"psnr_dataset": 23.6}}]}
-    titles = [note.text for note in training_figure(snapshot).layout.annotations]
+    figure = training_figure(snapshot)
+    titles = [note.text for note in figure.layout.annotations]
     assert "PSNR of the set's MSE (dB)" in titles
+    assert "validation PSNR of the set's MSE (dB)" in [trace.name for trace in figure.data]
+    assert "measured at the end of each epoch" not in titles
+    # Stopped during its first epoch: losses, but no metric yet. The panel says when one comes.
+    first_epoch = {**snapshot, "history": []}
+    notes = [note.text for note in training_figure(first_epoch).layout.annotations]
+    assert "measured at the end of each epoch" in notes
 
 
 def test_a_run_whose_process_died_reads_as_interrupted(tmp_path: Path) -> None:
