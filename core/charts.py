@@ -8,6 +8,8 @@ import numpy as np
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
+from core.display import METRIC_LABELS, headline_metric, metric_title
+
 
 def probability_bars(probabilities: np.ndarray, classes: list[str]) -> go.Figure:
     """Horizontal bars of class probabilities, the most likely on top and highlighted."""
@@ -79,26 +81,6 @@ def confusion_figure(matrix: np.ndarray, classes: list[str]) -> go.Figure:
                          yaxis=dict(title="true", autorange="reversed", categoryorder="array",
                                     categoryarray=classes))
     return figure
-
-METRIC_LABELS = {"accuracy": "accuracy", "psnr": "PSNR (dB)", "psnr_dataset": "PSNR of the set's MSE (dB)"}
-
-
-def metric_title(metric: str) -> str:
-    """A headline metric's label to head a chart or a tile: capitalised, its acronyms kept."""
-    label = METRIC_LABELS[metric]
-    return label[:1].upper() + label[1:]
-
-
-def format_headline(metric: str, value: float | None) -> str:
-    """A headline metric's value as a person reads it (91.20%, 23.62 dB); a dash until there is one."""
-    if value is None:
-        return "–"
-    return f"{value:.2%}" if metric == "accuracy" else f"{value:.2f} dB"
-
-
-def headline_metric(task: str) -> str:
-    return {"classification": "accuracy", "denoising": "psnr", "colorization": "psnr_dataset"}[task]
-
 
 def ema_smooth(values: list[float | None], weight: float) -> list[float | None]:
     """TensorBoard's smoothing: an exponential moving average with its start-up bias removed.
@@ -196,11 +178,3 @@ def training_figure(live: dict[str, Any] | None, overlays: list[dict[str, Any]] 
     figure.update_layout(height=380, margin=dict(l=10, r=10, t=40, b=10), legend=dict(orientation="h", y=-0.25),
                          uirevision="training")  # keep the user's zoom across refreshes
     return figure
-
-
-def format_duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "–"
-    seconds = int(seconds)
-    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}" if seconds >= 3600 \
-        else f"{seconds // 60}:{seconds % 60:02d}"

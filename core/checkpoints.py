@@ -320,3 +320,9 @@ def best_first(metas: list[dict[str, Any]], prefer_dataset: str | None = None) -
         hinted = meta["task"] == "colorization" and "architecture" in meta and takes_hints(meta)
         return prefer_dataset is not None and meta.get("dataset") != prefer_dataset, hinted, score
     return sorted(metas, key=rank)
+
+
+def best_classifier_of(dataset: str) -> dict[str, Any] | None:
+    """The installed classifier of ``dataset``'s classes measured best (``best_first``), or None: the judge
+    that says what a picture shows (a photo is judged as a CIFAR-10 image, the classes photos can show)."""
+    return next(iter(best_first([m for m in list_checkpoints("classification") if m["dataset"] == dataset])), None)

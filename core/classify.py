@@ -240,7 +240,19 @@ class TestSetResult:
         size = len(self.classes)
         return np.bincount(self.labels * size + self.predictions, minlength=size * size).reshape(size, size)
 
+    @property
+    def errors(self) -> int:
+        return int((self.predictions != self.labels).sum())
+
+    def most_confused(self) -> tuple[int, int]:
+        """(true class, predicted class) of the commonest mistake: the pair the page shows first."""
+        matrix = self.confusion()
+        off_diagonal = matrix - np.diag(np.diag(matrix))
+        true_class, predicted = np.unravel_index(off_diagonal.argmax(), matrix.shape)
+        return int(true_class), int(predicted)
+
     def per_class_accuracy(self) -> np.ndarray:
+        """Each class's share of its test images classified right."""
         matrix = self.confusion()
         return matrix.diagonal() / matrix.sum(axis=1).clip(min=1)
 

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from PIL import Image
 from safetensors.torch import load, save_file
 from torchvision.io import ImageReadMode, decode_png, read_file
 
@@ -118,6 +119,10 @@ class ImageDataset:
 
     def __len__(self) -> int:
         return len(self.labels)
+
+    def picture(self, index: int) -> Image.Image:
+        """Image ``index`` as it is stored: RGB, or one-channel grey for MNIST's kind."""
+        return Image.fromarray(self.images[index].permute(1, 2, 0).squeeze(-1).numpy())
 
 
 @dataclass(frozen=True)

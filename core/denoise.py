@@ -19,7 +19,7 @@ from PIL import Image
 from scipy import ndimage
 from torch import nn
 
-from core import devices, metrics, models
+from core import data, devices, metrics, models
 from core.images import is_grayscale, shrink_to, to_tensor
 from core.noise import MIXES, NoiseSpec, add_noise
 
@@ -227,6 +227,30 @@ def score(estimate: torch.Tensor, clean: torch.Tensor | None) -> tuple[float | N
     if clean is None:
         return None, None
     return float(metrics.psnr(estimate[None], clean[None])[0]), float(metrics.ssim(estimate[None], clean[None])[0])
+
+
+def comparison_plan(metas: list[dict], spec: NoiseSpec, channels: int, dataset: str | None,
+                    pixels: int) -> tuple[list[str], list[str]]:
+    """What comparing every denoiser runs on an image (checkpoint paths, then baselines' names) and, for
+    each method left out, a sentence saying why: a checkpoint that does not suit the image (``suits``), a
+    baseline that cannot run on it (``unavailable_reason``). ``dataset`` is None for a photo."""
+    runnable = [meta["path"] for meta in metas if suits(meta, channels, dataset)]
+    skipped = [f"{meta['name']}: trained on {data.DATASETS[meta['dataset']].title}, not this kind of image."
+               for meta in metas if not suits(meta, channels, dataset)]
+    for name, baseline in BASELINES.items():
+        reason = unavailable_reason(name, spec, pixels)
+        if reason is None:
+            runnable.append(name)
+        else:
+            skipped.append(f"{baseline.title}: {reason}")
+    return runnable, skipped
+
+
+def comparison_rows(results: list[Denoised], noisy_psnr: float | None) -> list[dict]:
+    """One table row per result: PSNR, its gain over the noisy input, SSIM and time (None without a reference)."""
+    return [{"denoiser": r.title, "PSNR (dB)": r.psnr,
+             "gain (dB)": None if r.psnr is None or noisy_psnr is None else r.psnr - noisy_psnr,
+             "SSIM": r.ssim, "time (ms)": r.seconds * 1000} for r in results]
 
 
 def denoise_one(method: str, noisy: torch.Tensor, *, model: nn.Module | None = None, title: str | None = None,

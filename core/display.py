@@ -1,4 +1,4 @@
-"""How a checkpoint and its measurements read to a person: one table row, metrics in words.
+"""How a checkpoint, a training run and their measurements read to a person: table rows, metrics in words.
 
 Sidecars hold raw keys (``test_psnr_gaussian25``); this is the one place that turns them into
 "Gaussian σ=25: 28.60 dB" for the Home table and the model pickers.
@@ -7,9 +7,10 @@ Sidecars hold raw keys (``test_psnr_gaussian25``); this is the one place that tu
 from __future__ import annotations
 
 import re
+from datetime import datetime
 from typing import Any
 
-from core import checkpoints, noise
+from core import checkpoints, data, noise
 
 
 def summary_row(meta: dict[str, Any]) -> dict[str, Any]:
@@ -71,3 +72,55 @@ def format_metric(key: str, value: Any) -> str:
         template = METRIC_FORMATS[key]
         return template.format(value) if template else ""
     return f"{key.removeprefix('test_')} {value:.4g}" if isinstance(value, float) else f"{key} {value}"
+
+
+METRIC_LABELS = {"accuracy": "accuracy", "psnr": "PSNR (dB)", "psnr_dataset": "PSNR of the set's MSE (dB)"}
+
+
+def metric_title(metric: str) -> str:
+    """A headline metric's label to head a chart or a tile: capitalised, its acronyms kept."""
+    label = METRIC_LABELS[metric]
+    return label[:1].upper() + label[1:]
+
+
+def metric_name(metric: str) -> str:
+    """A headline metric's name without its unit, for a sentence or a tile ("PSNR of the set's MSE")."""
+    return METRIC_LABELS[metric].removesuffix(" (dB)")
+
+
+def format_headline(metric: str, value: float | None) -> str:
+    """A headline metric's value as a person reads it (91.20%, 23.62 dB); a dash until there is one."""
+    if value is None:
+        return "–"
+    return f"{value:.2%}" if metric == "accuracy" else f"{value:.2f} dB"
+
+
+def headline_metric(task: str) -> str:
+    """The metric a task's runs are judged by (validation and test), as the trainer names it."""
+    return {"classification": "accuracy", "denoising": "psnr", "colorization": "psnr_dataset"}[task]
+
+
+def format_duration(seconds: float | None) -> str:
+    """Elapsed time as a clock reads it (4:05, 1:02:03); a dash when unknown."""
+    if seconds is None:
+        return "–"
+    seconds = int(seconds)
+    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}" if seconds >= 3600 \
+        else f"{seconds // 60}:{seconds % 60:02d}"
+
+
+def run_row(run: dict[str, Any]) -> dict[str, Any]:
+    """One recorded training run (``core.train.runs.RunStore``'s form) as a row of the Train page's table;
+    its test result is the task's headline metric, as the run's tiles show it, or empty if it has none."""
+    config = run["config"]
+    metric = headline_metric(run["task"])
+    test = run["test_metrics"].get(f"test_{metric}")
+    return {
+        "id": run["id"], "name": run["name"], "task": run["task"], "architecture": run["arch"],
+        "dataset": data.title(run["dataset"]), "status": run["status"], "epochs": len(run["epochs"]),
+        "planned": config.get("epochs"), "batch": config.get("batch_size"), "optimizer": config.get("optimizer"),
+        "lr": config.get("lr"), "train images": config.get("subset") or "all",
+        "test": "" if test is None else f"{metric_name(metric)} {format_headline(metric, test)}",
+        "duration": format_duration(run["seconds"]),
+        "started": datetime.fromtimestamp(run["started"]).strftime("%Y-%m-%d %H:%M"),
+    }

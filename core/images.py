@@ -144,6 +144,11 @@ def download_png(image: torch.Tensor) -> bytes:
     return png_bytes(to_pil(image), compress_level=1)
 
 
+def shown(tensor: torch.Tensor, side: int = 256) -> Image.Image:
+    """A float image tensor as the pages show it: a PIL image, a small one enlarged so its pixels show."""
+    return enlarged(to_pil(tensor), side)
+
+
 def enlarged(image: Image.Image, side: int = 256) -> Image.Image:
     """A small image scaled up by a whole factor with nearest-neighbour, so its real pixels show."""
     factor = side // max(image.size)

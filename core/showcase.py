@@ -55,8 +55,7 @@ def example_image(page: str) -> tuple[Image.Image, str, dict[str, str]]:
         test = data.load_dataset("cifar10", "test")
     except (data.DatasetNotFoundError, data.DatasetError):  # missing, or there but unreadable: the photo, then
         return images.sample_photo(photo), photo, {"source": "sample", "photo": photo}
-    image = Image.fromarray(test.images[index].permute(1, 2, 0).numpy())
-    return image, f"test image #{index}: {test.classes[int(test.labels[index])]}", {"image": str(index)}
+    return test.picture(index), f"test image #{index}: {test.classes[int(test.labels[index])]}", {"image": str(index)}
 
 
 def classify_example(model: nn.Module, meta: dict[str, Any]) -> Example:

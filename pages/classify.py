@@ -188,7 +188,7 @@ if st.toggle("Show accuracy, confusion matrix and mistakes on the full test set"
         st.stop()
     columns = st.columns(3)
     columns[0].metric("Test accuracy", f"{results.accuracy:.2%}")
-    columns[1].metric("Errors", f"{int((results.predictions != results.labels).sum()):,}")
+    columns[1].metric("Errors", f"{results.errors:,}")
     recorded = meta["metrics"].get("test_accuracy")
     columns[2].metric("Recorded in the checkpoint", "–" if recorded is None else f"{recorded:.2%}")
     sureness = results.sure_and_unsure(meta)
@@ -209,8 +209,7 @@ if st.toggle("Show accuracy, confusion matrix and mistakes on the full test set"
     if points:
         true_class, predicted = (int(v) for v in points[0]["customdata"])
     else:
-        off_diagonal = matrix - np.diag(np.diag(matrix))
-        true_class, predicted = (int(v) for v in np.unravel_index(off_diagonal.argmax(), matrix.shape))
+        true_class, predicted = results.most_confused()
     indices = results.indices(true_class, predicted)
     what = "correctly classified" if true_class == predicted else f"predicted as {results.classes[predicted]}"
     st.markdown(f"**{len(indices)} {results.classes[true_class]} images {what}** "
@@ -220,14 +219,13 @@ if st.toggle("Show accuracy, confusion matrix and mistakes on the full test set"
     if len(shown):
         grid = st.columns(8)
         for position, index in enumerate(shown):
-            picture = testset.images[index].permute(1, 2, 0).squeeze(-1).numpy()
-            grid[position % 8].image(picture, width="stretch")
+            grid[position % 8].image(testset.picture(index), width="stretch")
             grid[position % 8].button(f"#{index}", key=f"classify-explain-{index}", type="tertiary",
                                       help="Why? Its top 3 classes and where the model looked",
                                       on_click=st.session_state.__setitem__, args=("classify-explain", int(index)))
         explained = st.session_state.get("classify-explain")
         if explained in shown:
-            mistake = images.to_rgb(Image.fromarray(testset.images[explained].permute(1, 2, 0).squeeze(-1).numpy()))
+            mistake = images.to_rgb(testset.picture(explained))
             probabilities = classify.probabilities(model, mistake, fmt=fmt)
             top = classify.top_classes(probabilities, classes, 3)
             st.markdown(f"**Test image #{explained}**, a {classes[int(testset.labels[explained])]}: "

@@ -4,7 +4,6 @@
 from pathlib import Path
 
 import streamlit as st
-import torch
 from streamlit_image_coordinates import streamlit_image_coordinates
 
 from core import checkpoints, colorize, hints, images, memo, showcase
@@ -107,22 +106,18 @@ with st.spinner("Colorizing..."):
         result_key, lambda: colorize.colorize_one(model, given, working_side, placed))
 
 
-def shown(tensor: torch.Tensor):
-    return images.enlarged(images.to_pil(tensor))
-
-
-gray_image = shown(given.luma)
+gray_image = images.shown(given.luma)
 st.divider()
 if given.original is None:
     left, right = st.columns(2)
     left.image(gray_image, caption="Your grey image", width="stretch")
-    right.image(shown(result.image), caption=f"Colorized by {meta['name']} (no colour original: no metrics)",
+    right.image(images.shown(result.image), caption=f"Colorized by {meta['name']} (no colour original: no metrics)",
                 width="stretch")
 else:
     columns = st.columns(3)
     columns[0].image(gray_image, caption="Grey input (what the model sees)", width="stretch")
-    columns[1].image(shown(result.image), caption=f"Colorized: {meta['name']}", width="stretch")
-    columns[2].image(shown(given.original), caption=f"Original: {chosen.caption}", width="stretch")
+    columns[1].image(images.shown(result.image), caption=f"Colorized: {meta['name']}", width="stretch")
+    columns[2].image(images.shown(given.original), caption=f"Original: {chosen.caption}", width="stretch")
     numbers = st.columns(5)
     numbers[0].metric("PSNR", f"{result.psnr:.2f} dB", delta=f"{result.psnr - result.gray_psnr:+.2f} dB vs grey",
                       help="Against the original; the grey image itself scores the 'vs grey' baseline.")
@@ -136,7 +131,7 @@ else:
 
 st.caption("Before / after: drag across the image to compare the grey input (left) with the colorized result "
            "(right).")
-comparison(gray_image, shown(result.image), "grey input", "colorized")
+comparison(gray_image, images.shown(result.image), "grey input", "colorized")
 st.download_button("Download the colorized image (PNG)", images.download_png(result.image),
                    file_name=download_name(chosen, "colorized"), mime="image/png", on_click="ignore",
                    icon=":material/download:", key="colorize-download")

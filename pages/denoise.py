@@ -116,10 +116,6 @@ reference = None if already_noisy else clean
 pixels = clean.shape[1] * clean.shape[2]
 
 
-def unavailable(option: str) -> str | None:
-    return denoise.unavailable_reason(option, spec, pixels)
-
-
 # Which noisy image this is, without hashing its pixels on every rerun: the image's identity and the noise.
 noisy_key = (chosen.key or memo.digest(noisy.numpy().tobytes()), already_noisy,
              spec.level if already_noisy else (kind, level, seed))
@@ -151,44 +147,32 @@ def compute(option: str) -> denoise.Denoised:
     return result
 
 
-def shown(tensor: torch.Tensor):
-    return images.enlarged(images.to_pil(tensor))
-
-
 noisy_psnr, noisy_ssim = denoise.score(noisy, reference)
 st.divider()
 
 if compare:
-    test_dataset = dataset if chosen.source == "test set" else None
-    unsuited = [o for o in by_path if not denoise.suits(by_path[o], clean.shape[0], test_dataset)]
-    runnable = [o for o in options if unavailable(o) is None and o not in unsuited]
+    runnable, skipped = denoise.comparison_plan(metas, spec, clean.shape[0],
+                                                dataset if chosen.source == "test set" else None, pixels)
     results = results_cache.get_or_compute(("compare", noisy_key, tuple(map(method_key, runnable))),
                                            lambda: [compute(option) for option in runnable])
     columns = st.columns(len(results) + 1)
-    columns[0].image(shown(noisy), caption="Noisy input" if reference is None else
+    columns[0].image(images.shown(noisy), caption="Noisy input" if reference is None else
                      f"Noisy: {spec.label()} · {noisy_psnr:.2f} dB · SSIM {noisy_ssim:.3f}", width="stretch")
     for column, result in zip(columns[1:], results, strict=True):
         metric = "" if result.psnr is None else f" · {result.psnr:.2f} dB · SSIM {result.ssim:.3f}"
-        column.image(shown(result.image), caption=f"{result.title}{metric} · {result.seconds * 1000:.0f} ms",
+        column.image(images.shown(result.image), caption=f"{result.title}{metric} · {result.seconds * 1000:.0f} ms",
                      width="stretch")
-    table = pd.DataFrame([{
-        "denoiser": r.title, "PSNR (dB)": r.psnr, "gain (dB)": None if r.psnr is None else r.psnr - noisy_psnr,
-        "SSIM": r.ssim, "time (ms)": r.seconds * 1000,
-    } for r in results])
-    st.dataframe(table, hide_index=True, column_config={
+    st.dataframe(pd.DataFrame(denoise.comparison_rows(results, noisy_psnr)), hide_index=True, column_config={
         "PSNR (dB)": st.column_config.NumberColumn(format="%.2f"),
         "gain (dB)": st.column_config.NumberColumn(format="%+.2f"),
         "SSIM": st.column_config.NumberColumn(format="%.3f"),
         "time (ms)": st.column_config.NumberColumn(format="%.0f"),
     })
-    skipped = [f"{option_label(o)}: {unavailable(o)}" for o in options if unavailable(o)]
-    skipped += [f"{by_path[o]['name']}: trained on {data.DATASETS[by_path[o]['dataset']].title}, not this kind "
-                "of image." for o in unsuited]
     if skipped:
         st.caption("Not run: " + " ".join(skipped))
     st.stop()
 
-reason = unavailable(method)
+reason = denoise.unavailable_reason(method, spec, pixels)
 if reason:
     st.warning(reason + " Choose another denoiser or Gaussian noise.", icon=":material/block:")
     st.stop()
@@ -198,23 +182,21 @@ if strength < 1.0:
 
 if reference is None:
     left, right = st.columns(2)
-    left.image(shown(noisy), caption="Your photo, as uploaded", width="stretch")
-    right.image(shown(result.image), caption=f"Denoised by {result.title} at strength {strength:.0%} (no clean "
+    left.image(images.shown(noisy), caption="Your photo, as uploaded", width="stretch")
+    right.image(images.shown(result.image), caption=f"Denoised by {result.title} at strength {strength:.0%} (no clean "
                 "reference: no metrics)", width="stretch")
 else:
     columns = st.columns(3)
-    columns[0].image(shown(clean), caption=f"Clean: {chosen.caption}", width="stretch")
-    columns[1].image(shown(noisy), caption=f"Noisy: {spec.label()}", width="stretch")
-    columns[2].image(shown(result.image), caption=f"Denoised: {result.title}", width="stretch")
+    columns[0].image(images.shown(clean), caption=f"Clean: {chosen.caption}", width="stretch")
+    columns[1].image(images.shown(noisy), caption=f"Noisy: {spec.label()}", width="stretch")
+    columns[2].image(images.shown(result.image), caption=f"Denoised: {result.title}", width="stretch")
     numbers = st.columns(5)
     numbers[0].metric("Noisy PSNR", f"{noisy_psnr:.2f} dB")
     numbers[1].metric("Noisy SSIM", f"{noisy_ssim:.3f}")
     numbers[2].metric("Denoised PSNR", f"{result.psnr:.2f} dB", delta=f"{result.psnr - noisy_psnr:+.2f} dB")
     numbers[3].metric("Denoised SSIM", f"{result.ssim:.3f}", delta=f"{result.ssim - noisy_ssim:+.3f}")
     numbers[4].metric("Time", f"{result.seconds * 1000:.0f} ms")
-    seen_as = dataset if chosen.source == "test set" else "cifar10"  # photos are judged as CIFAR-10 images
-    judges = [m for m in checkpoints.list_checkpoints("classification") if m["dataset"] == seen_as]
-    judge = next(iter(checkpoints.best_first(judges)), None)
+    judge = checkpoints.best_classifier_of(dataset if chosen.source == "test set" else "cifar10")
     if judge is not None:  # does denoising give recognition back?
         classifier, judge = model_of(judge)
         said = classify.verdicts(classifier, [clean, noisy, result.image], checkpoints.class_names(judge),
@@ -223,7 +205,7 @@ else:
             column.markdown(f"{judge['name']} on the {what} image: {classify.verdict_text(*verdict)}")
 
 st.caption("Before / after: drag across the image to compare the noisy input (left) with the result (right).")
-comparison(shown(noisy), shown(result.image), "noisy", "denoised")
+comparison(images.shown(noisy), images.shown(result.image), "noisy", "denoised")
 st.download_button("Download the denoised image (PNG)", images.download_png(result.image),
                    file_name=download_name(chosen, "denoised"),
                    mime="image/png", on_click="ignore", icon=":material/download:", key="denoise-download")

@@ -2,13 +2,13 @@
 
 import json
 import uuid
-from datetime import datetime
 
 import pandas as pd
 import streamlit as st
 
 from core import checkpoints, classify, data, images, models, noise, own_data
-from core.charts import METRIC_LABELS, format_duration, format_headline, headline_metric, training_figure
+from core.charts import training_figure
+from core.display import format_duration, format_headline, headline_metric, metric_name, run_row
 from core.own_data import MAX_CLASSES, MIN_CLASSES, MIN_PER_CLASS
 from core.train import ConfigError, TrainConfig
 from core.train import panel as watched
@@ -337,7 +337,7 @@ def live_run() -> None:
     cols[1].metric("Epochs done", len(snap["history"]))
     metric = headline_metric(config["task"])
     last_val = snap["history"][-1]["val_metrics"].get(metric) if snap["history"] else None
-    name = METRIC_LABELS[metric].removesuffix(" (dB)")
+    name = metric_name(metric)
     cols[2].metric(f"Validation {name}", format_headline(metric, last_val))
     cols[3].metric(f"Test {name}", format_headline(metric, snap["test_metrics"].get(f"test_{metric}")))
     if snap["running"] and JOBS.may_stop(visitor, LIMITS):
@@ -373,16 +373,7 @@ listed = runs_of(task_filter)
 if not listed:
     st.caption("No runs recorded yet." if task_filter == "all tasks" else f"No {task_filter} runs yet.")
 else:
-    table = pd.DataFrame([{
-        "id": r["id"], "name": r["name"], "task": r["task"], "architecture": r["arch"],
-        "dataset": data.title(r["dataset"]),
-        "status": r["status"], "epochs": len(r["epochs"]), "planned": r["config"].get("epochs"),
-        "batch": r["config"].get("batch_size"), "optimizer": r["config"].get("optimizer"),
-        "lr": r["config"].get("lr"), "train images": r["config"].get("subset") or "all",
-        "test": next(iter(f"{k.removeprefix('test_')} {v:.4f}" for k, v in r["test_metrics"].items()), ""),
-        "duration": format_duration(r["seconds"]),
-        "started": datetime.fromtimestamp(r["started"]).strftime("%Y-%m-%d %H:%M"),
-    } for r in listed])
+    table = pd.DataFrame([run_row(r) for r in listed])
     st.caption("Click a column's header to sort; select rows to overlay their validation curves on the chart above.")
     st.dataframe(table, hide_index=True, on_select="rerun", selection_mode="multi-row", key="runs-table")
     links.restore("runs-inspect", "run", int, allowed=[r["id"] for r in listed])

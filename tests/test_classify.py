@@ -144,6 +144,16 @@ def test_test_set_result_confusion_and_indices() -> None:
     assert result.confusion().tolist() == [[1, 0, 0], [1, 1, 0], [0, 1, 1]]
     assert result.per_class_accuracy().tolist() == pytest.approx([1.0, 0.5, 0.5])
     assert result.indices(2, 1).tolist() == [2]
+    assert result.errors == 2
+    assert result.most_confused() in {(1, 0), (2, 1)}  # each mistake made once
+    commonest = classify.TestSetResult(np.array([2, 2, 0, 1]), np.array([0, 0, 1, 1]), ["a", "b", "c"])
+    assert commonest.most_confused() == (0, 2)  # two a's taken for c: the page opens on that pair
+
+
+def test_the_best_classifier_judges_a_dataset_and_none_is_made_up(app_home) -> None:
+    from core import checkpoints
+    assert checkpoints.best_classifier_of("cifar10")["name"] == "fastnet-cifar10"  # the most accurate shipped
+    assert checkpoints.best_classifier_of("mnist") is None  # none ships: no judge rather than a CIFAR-10 one
 
 
 def test_test_set_result_splits_accuracy_by_the_unsure_rule() -> None:

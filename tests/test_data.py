@@ -77,11 +77,15 @@ def test_png_folder_layout_round_trips_exact_pixels(tmp_path: Path) -> None:
     assert loaded.labels.tolist() == [0] * 4 + [1] * 4 + [2] * 4
     expected = torch.from_numpy(np.array(Image.open(tmp_path / "cifar10/test/bird/00011.png"))).permute(2, 0, 1)
     assert torch.equal(loaded.images[11], expected)
+    picture = loaded.picture(11)  # as the pages show a test image: the stored pixels, unchanged
+    assert picture.mode == "RGB" and np.array_equal(np.array(picture), expected.permute(1, 2, 0).numpy())
 
 
 def test_gray_png_folders_decode_to_one_channel(tmp_path: Path) -> None:
     write_png_dataset(tmp_path, "mnist", "train", per_class=2, size=28, mode="L")
-    assert data.load_dataset("mnist", "train", tmp_path).images.shape == (6, 1, 28, 28)
+    loaded = data.load_dataset("mnist", "train", tmp_path)
+    assert loaded.images.shape == (6, 1, 28, 28)
+    assert loaded.picture(5).mode == "L" and loaded.picture(5).size == (28, 28)
 
 
 def test_progress_is_reported_while_decoding(tmp_path: Path) -> None:

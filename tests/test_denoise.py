@@ -143,6 +143,29 @@ def test_compare_mode_only_offers_models_that_suit_the_image() -> None:
     assert denoise.suits_photo(grey, 1) and not denoise.suits_photo(mnist, 1)  # digits are not photos
 
 
+def test_comparing_every_denoiser_runs_what_suits_the_image_and_says_why_not_the_rest() -> None:
+    mnist = {"path": "m.safetensors", "name": "unet-mnist", "dataset": "mnist", "arch_args": {"in_channels": 1}}
+    cifar = {"path": "c.safetensors", "name": "unet-cifar", "dataset": "cifar10", "arch_args": {"in_channels": 3}}
+    gaussian = noise.NoiseSpec("gaussian", 25)
+    runnable, skipped = denoise.comparison_plan([mnist, cifar], gaussian, 3, None, 32 * 32)
+    assert runnable == ["c.safetensors", "median", "bm3d"]
+    assert skipped == ["unet-mnist: trained on MNIST, not this kind of image."]
+    runnable, skipped = denoise.comparison_plan([mnist, cifar], noise.NoiseSpec("salt_pepper", 0.07), 1, "mnist",
+                                                28 * 28)
+    assert runnable == ["m.safetensors", "median"]
+    assert skipped[0].startswith("unet-cifar: trained on CIFAR-10")
+    assert skipped[1].startswith("BM3D: BM3D is a Gaussian")
+    _, skipped = denoise.comparison_plan([], gaussian, 3, None, denoise.BM3D_MAX_PIXELS + 1)
+    assert skipped == [f"BM3D: {denoise.unavailable_reason('bm3d', gaussian, denoise.BM3D_MAX_PIXELS + 1)}"]
+    image = torch.zeros(3, 4, 4)
+    results = [denoise.Denoised("median", "Median", image, 0.002, 30.0, 0.9),
+               denoise.Denoised("bm3d", "BM3D", image, 1.5)]
+    rows = denoise.comparison_rows(results, 20.5)
+    assert rows[0]["gain (dB)"] == pytest.approx(9.5) and rows[0]["time (ms)"] == pytest.approx(2.0)
+    assert rows[1]["PSNR (dB)"] is None and rows[1]["gain (dB)"] is None  # no clean reference, no gain
+    assert denoise.comparison_rows(results, None)[0]["gain (dB)"] is None
+
+
 def test_ssim_of_a_large_image_is_measured_in_strips_with_the_same_result() -> None:
     generator = torch.Generator().manual_seed(0)
     clean = torch.rand(2, 3, 301, 97, generator=generator)

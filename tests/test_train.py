@@ -18,7 +18,8 @@ import torch
 from safetensors.torch import load_file
 
 from core import checkpoints, color, data, metrics
-from core.charts import ema_smooth, format_headline, metric_title, outlier_free_range, training_figure
+from core.charts import ema_smooth, outlier_free_range, training_figure
+from core.display import format_headline, metric_title, run_row
 from core.train import ConfigError, TrainConfig, Trainer
 from core.train.__main__ import main as cli_main
 from core.train.config import config_to_command, form_lr, lr_for_batch
@@ -458,6 +459,20 @@ def test_headline_metrics_read_as_a_person_reads_them() -> None:
     first_epoch = {**snapshot, "history": []}
     notes = [note.text for note in training_figure(first_epoch).layout.annotations]
     assert "measured at the end of each epoch" in notes
+
+
+def test_a_past_run_reads_as_its_tiles_do() -> None:
+    run = {"id": 3, "name": "colorize-it", "task": "colorization", "arch": "unet_colorizer", "dataset": "cifar10",
+           "status": "finished", "epochs": [{}, {}], "seconds": 3725.0, "started": 0.0,
+           "config": {"epochs": 2, "batch_size": 256, "optimizer": "adam", "lr": 0.002, "subset": None},
+           "test_metrics": {"test_loss": 2.91, "test_psnr_dataset": 23.5381, "test_psnr": 23.9}}
+    row = run_row(run)
+    # The headline metric, formatted, not whichever key came first (a loss, or "psnr_dataset 23.5381").
+    assert row["test"] == "PSNR of the set's MSE 23.54 dB"
+    assert (row["dataset"], row["epochs"], row["train images"], row["duration"]) == ("CIFAR-10", 2, "all", "1:02:05")
+    stopped = {**run, "task": "classification", "test_metrics": {}}
+    assert run_row(stopped)["test"] == ""
+    assert run_row({**stopped, "test_metrics": {"test_accuracy": 0.9374}})["test"] == "accuracy 93.74%"
 
 
 def test_a_run_whose_process_died_reads_as_interrupted(tmp_path: Path) -> None:

@@ -133,9 +133,8 @@ def image_input(key: str, dataset: str, opening: tuple[int, str]) -> ChosenImage
     index = int(st.number_input("Test image #", 0, len(testset) - 1, key=index_key))
     links.record(image=index, cls=None if choice == "any class" else choice)
     label = int(testset.labels[index])
-    image = Image.fromarray(testset.images[index].permute(1, 2, 0).squeeze(-1).numpy())
-    return ChosenImage(images.to_rgb(image), f"test image #{index}: {testset.classes[label]}", label, index,
-                       key=f"{dataset}:test:{index}")
+    return ChosenImage(images.to_rgb(testset.picture(index)), f"test image #{index}: {testset.classes[label]}", label,
+                       index, key=f"{dataset}:test:{index}")
 
 
 def decoded_upload(payload: bytes, digest: str) -> Image.Image:
