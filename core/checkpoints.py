@@ -52,6 +52,7 @@ def checkpoint_dirs() -> list[Path]:
 
 
 def count_parameters(model: nn.Module) -> int:
+    """Every parameter of ``model``, trainable or frozen, as a sidecar's ``num_params`` counts them."""
     return sum(p.numel() for p in model.parameters())
 
 

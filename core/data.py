@@ -120,6 +120,12 @@ class ImageDataset:
     def __len__(self) -> int:
         return len(self.labels)
 
+    def indices_of(self, class_name: str | None) -> list[int]:
+        """Indices of the images of one class, or of every image for None."""
+        if class_name is None:
+            return list(range(len(self)))
+        return (self.labels == self.classes.index(class_name)).nonzero().flatten().tolist()
+
     def picture(self, index: int) -> Image.Image:
         """Image ``index`` as it is stored: RGB, or one-channel grey for MNIST's kind."""
         return Image.fromarray(self.images[index].permute(1, 2, 0).squeeze(-1).numpy())

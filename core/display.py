@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from core import checkpoints, data, noise
@@ -107,6 +108,20 @@ def format_duration(seconds: float | None) -> str:
     seconds = int(seconds)
     return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}" if seconds >= 3600 \
         else f"{seconds // 60}:{seconds % 60:02d}"
+
+
+def checkpoint_label(meta: dict[str, Any]) -> str:
+    """How a checkpoint reads in a selector: name, headline metrics, size, origin."""
+    row = summary_row(meta)
+    origin = "" if row["shipped"] else " · trained here"
+    return f"{meta['name']} ({row['test metrics']}, {row['parameters']} parameters{origin})"
+
+
+def result_file_name(caption: str, suffix: str) -> str:
+    """A safe PNG file name for a page's result: the image's caption ("test image #3: cat", "photo.jpg"),
+    shortened, without its extension or characters file systems refuse, then ``suffix``."""
+    stem = Path(caption).stem.replace(" ", "_").replace("#", "").replace(":", "")[:40] or "image"
+    return f"{stem}-{suffix}.png"
 
 
 def run_row(run: dict[str, Any]) -> dict[str, Any]:

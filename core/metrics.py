@@ -17,6 +17,7 @@ MAX_PSNR = 100.0  # per-image PSNR of an exact match is capped here instead of +
 
 
 def per_image_mse(estimate: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Mean squared error of each image of a batch (N values), in float32 whatever the inputs' dtype."""
     return (estimate.float() - target.float()).pow(2).flatten(1).mean(1)
 
 
@@ -62,6 +63,7 @@ def ssim(estimate: torch.Tensor, target: torch.Tensor, window: int = 7, strip_ro
 
 
 def accuracy(logits: torch.Tensor, labels: torch.Tensor) -> float:
+    """Share of the batch whose highest logit is its label."""
     return float((logits.argmax(1) == labels).float().mean())
 
 

@@ -7,19 +7,27 @@ import streamlit as st
 from core import warmup
 
 _HERE = Path(__file__).resolve().parent
+# Each page: its script, title and icon. The router and Home's links into the pages read the same entries.
+PAGES = {
+    "home": ("home.py", "Home", ":material/home:"),
+    "classify": ("classify.py", "Classify", ":material/category:"),
+    "denoise": ("denoise.py", "Denoise", ":material/auto_fix_high:"),
+    "colorize": ("colorize.py", "Colorize", ":material/palette:"),
+    "train": ("train.py", "Train", ":material/model_training:"),
+}
+
+
+def page_link_target(page: str) -> str:
+    """A page's script as ``st.page_link`` takes it: relative to the app's root, where ``app.py`` is."""
+    return f"pages/{PAGES[page][0]}"
 
 
 def navigate() -> None:
     """Set the page up and run the page the visitor asked for."""
     warmup.freeze_imports()  # the first run in this process loads core for every page; see core.warmup
     st.set_page_config(page_title="CIFAR Lab", page_icon=":material/science:", layout="wide")
-    pages = [
-        st.Page(_HERE / "home.py", title="Home", icon=":material/home:", default=True),
-        st.Page(_HERE / "classify.py", title="Classify", icon=":material/category:"),
-        st.Page(_HERE / "denoise.py", title="Denoise", icon=":material/auto_fix_high:"),
-        st.Page(_HERE / "colorize.py", title="Colorize", icon=":material/palette:"),
-        st.Page(_HERE / "train.py", title="Train", icon=":material/model_training:"),
-    ]
+    pages = [st.Page(_HERE / script, title=title, icon=icon, default=page == "home")
+             for page, (script, title, icon) in PAGES.items()]
     st.navigation(pages).run()
 
 

@@ -6,9 +6,9 @@ from pathlib import Path
 import streamlit as st
 from streamlit_image_coordinates import streamlit_image_coordinates
 
-from core import checkpoints, colorize, hints, images, memo, showcase
+from core import checkpoints, colorize, display, hints, images, memo, showcase
 from pages import ensure_routed
-from pages.shared import comparison, download_name, explain_model, image_input, links, model_of, pick_checkpoint
+from pages.shared import comparison, explain_model, image_input, links, model_of, pick_checkpoint
 
 ensure_routed()
 
@@ -133,8 +133,8 @@ st.caption("Before / after: drag across the image to compare the grey input (lef
            "(right).")
 comparison(gray_image, images.shown(result.image), "grey input", "colorized")
 st.download_button("Download the colorized image (PNG)", images.download_png(result.image),
-                   file_name=download_name(chosen, "colorized"), mime="image/png", on_click="ignore",
-                   icon=":material/download:", key="colorize-download")
+                   file_name=display.result_file_name(chosen.caption, "colorized"), mime="image/png",
+                   on_click="ignore", icon=":material/download:", key="colorize-download")
 
 with st.expander("How this model works"):
     if meta["arch_args"].get("binned"):

@@ -7,9 +7,9 @@ import pandas as pd
 import streamlit as st
 import torch
 
-from core import checkpoints, classify, data, denoise, images, memo, noise, showcase
+from core import checkpoints, classify, data, denoise, display, images, memo, noise, showcase
 from pages import ensure_routed
-from pages.shared import checkpoint_label, comparison, download_name, explain_model, image_input, links, model_of
+from pages.shared import comparison, explain_model, image_input, links, model_of
 
 ensure_routed()
 
@@ -32,7 +32,7 @@ options = [*by_path, *denoise.BASELINES]
 
 
 def option_label(option: str) -> str:
-    return checkpoint_label(by_path[option]) if option in by_path else denoise.BASELINES[option].title
+    return display.checkpoint_label(by_path[option]) if option in by_path else denoise.BASELINES[option].title
 
 
 results_cache = st.session_state.setdefault("denoise-results", memo.ResultCache(MEMO_SIZE, MEMO_BYTES))
@@ -207,7 +207,7 @@ else:
 st.caption("Before / after: drag across the image to compare the noisy input (left) with the result (right).")
 comparison(images.shown(noisy), images.shown(result.image), "noisy", "denoised")
 st.download_button("Download the denoised image (PNG)", images.download_png(result.image),
-                   file_name=download_name(chosen, "denoised"),
+                   file_name=display.result_file_name(chosen.caption, "denoised"),
                    mime="image/png", on_click="ignore", icon=":material/download:", key="denoise-download")
 
 with st.expander("How this model works"):

@@ -4,7 +4,7 @@ import pandas as pd
 import streamlit as st
 
 from core import checkpoints, data, devices, display, download, paths, showcase
-from pages import ensure_routed
+from pages import PAGES, ensure_routed, page_link_target
 from pages.shared import load_model
 
 ensure_routed()
@@ -16,11 +16,6 @@ st.markdown(
     "trained by this project's own trainer, and every number is measured by a script in `bench/`. Live, by the "
     "shipped models:"
 )
-
-PAGES = {"classify": ("pages/classify.py", "Classify", ":material/category:"),
-         "denoise": ("pages/denoise.py", "Denoise", ":material/auto_fix_high:"),
-         "colorize": ("pages/colorize.py", "Colorize", ":material/palette:")}
-
 
 @st.cache_data(show_spinner="Running the shipped models once...", max_entries=2)
 def live_examples(shipped: tuple[tuple[str, float], ...], data_root: str, has_cifar: bool) -> list[showcase.Example]:
@@ -38,18 +33,19 @@ except (checkpoints.CheckpointError, OSError) as error:  # a shipped file damage
     st.warning(f"The live examples could not be made: {error}", icon=":material/warning:")
 if examples:
     for column, example in zip(st.columns(len(examples)), examples, strict=True):
-        path, title, icon = PAGES[example.page]
+        _, title, icon = PAGES[example.page]
         with column.container(border=True):
             st.markdown(f"**{title}** · `{example.checkpoint}`")
             for picture_column, (picture, caption) in zip(st.columns(len(example.pictures)), example.pictures,
                                                           strict=True):
                 picture_column.image(picture, caption=caption, width="stretch")
             st.markdown(example.summary)
-            st.page_link(path, label=f"Open {title} on this image", icon=icon, query_params=example.query)
+            st.page_link(page_link_target(example.page), label=f"Open {title} on this image", icon=icon,
+                         query_params=example.query)
     st.caption("Live: the shipped models run on these images when the server starts. One image each, picked to "
                "show what a page does; the models' averages over the full test sets are in the table below.")
-st.page_link("pages/train.py", label="Train a classifier, a denoiser or a colorizer in the browser, or a classifier "
-             "on your own images, and watch it learn", icon=":material/model_training:")
+st.page_link(page_link_target("train"), label="Train a classifier, a denoiser or a colorizer in the browser, or a "
+             "classifier on your own images, and watch it learn", icon=PAGES["train"][2])
 
 st.subheader("Device")
 st.write(f"Running on **{devices.describe()}**.")

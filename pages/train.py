@@ -14,17 +14,18 @@ from core.train import ConfigError, TrainConfig
 from core.train import panel as watched
 from core.train.config import (
     LOSSES,
-    MUON_ARCHS,
-    OPTIMIZERS,
+    OPTIMIZER_LABELS,
     OWN_IMAGES,
     OWN_IMAGES_NOTE,
     PRESET_NOTES,
     PRESETS,
+    SCHEDULE_LABELS,
     SCHEDULES,
     TASK_DATASETS,
     ServerLimits,
     for_architecture,
     form_lr,
+    optimizers_for,
     own_images_preset,
     torchrun_form,
 )
@@ -35,9 +36,6 @@ from pages.shared import UPLOAD_TYPES, links
 
 ensure_routed()
 
-SCHEDULE_LABELS = {"onecycle": "one-cycle (warm-up, linear decay)", "cosine": "cosine (with warm-up)",
-                   "step": "step (÷10 twice)", "constant": "constant"}
-OPTIMIZER_LABELS = {"sgd": "SGD (Nesterov)", "adam": "Adam", "adamw": "AdamW", "muon": "Muon (conv filters) + SGD"}
 YOUR_IMAGES = "your images"  # a classifier fine-tuned on classes the visitor brings
 try:
     LIMITS = ServerLimits.from_env()
@@ -173,7 +171,7 @@ def standard_form(task: str, top: list) -> None:
                                      help="Train on the first N images of the training split only, for quick runs.",
                                      key=f"subset-{scope}")
         row = st.columns(4)
-        offered = [o for o in OPTIMIZERS if o != "muon" or arch in MUON_ARCHS]
+        offered = optimizers_for(arch)
         optimizer = row[0].selectbox("Optimizer", offered, format_func=OPTIMIZER_LABELS.get, key=f"optimizer-{scope}",
                                      index=offered.index(preset.optimizer if preset.optimizer in offered else "sgd"))
         # No widget bounds here: the trainer's own validation refuses bad values, with its message.

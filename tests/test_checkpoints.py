@@ -68,6 +68,15 @@ def test_summary_rows_read_like_a_person_would_say_them() -> None:
                           "test_psnr_dataset_hints1": 24.2, "test_psnr_dataset_hints10": 27.163,
                           "photos_psnr_dataset_hints20": 25.3}}
     assert display.summary_row(hinted)["test metrics"] == "PSNR (set) 23.16 dB, with 10 hints: 27.16 dB"
+    assert display.checkpoint_label(meta) == "n (accuracy 91.93%, with TTA 92.60%, 10.5 ms per image, f1 0.5, " \
+        "1.97M parameters · trained here)"
+
+
+def test_a_result_is_downloaded_under_a_name_every_file_system_takes() -> None:
+    assert display.result_file_name("test image #3: cat", "denoised") == "test_image_3_cat-denoised.png"
+    assert display.result_file_name("my holiday photo.jpeg", "colorized") == "my_holiday_photo-colorized.png"
+    assert display.result_file_name("", "denoised") == "image-denoised.png"
+    assert len(display.result_file_name("x" * 300 + ".png", "colorized")) == 40 + len("-colorized.png")
 
 
 def test_selectors_open_on_the_best_measured_checkpoint() -> None:

@@ -75,6 +75,7 @@ def test_png_folder_layout_round_trips_exact_pixels(tmp_path: Path) -> None:
     loaded = data.load_dataset("cifar10", "test", tmp_path, progress=lambda done, total: None)
     assert loaded.images.shape == (12, 3, 32, 32)
     assert loaded.labels.tolist() == [0] * 4 + [1] * 4 + [2] * 4
+    assert loaded.indices_of(loaded.classes[1]) == [4, 5, 6, 7] and loaded.indices_of(None) == list(range(12))
     expected = torch.from_numpy(np.array(Image.open(tmp_path / "cifar10/test/bird/00011.png"))).permute(2, 0, 1)
     assert torch.equal(loaded.images[11], expected)
     picture = loaded.picture(11)  # as the pages show a test image: the stored pixels, unchanged

@@ -22,7 +22,7 @@ from core.charts import ema_smooth, outlier_free_range, training_figure
 from core.display import format_headline, metric_title, run_row
 from core.train import ConfigError, TrainConfig, Trainer
 from core.train.__main__ import main as cli_main
-from core.train.config import config_to_command, form_lr, lr_for_batch
+from core.train.config import OPTIMIZER_LABELS, config_to_command, form_lr, lr_for_batch, optimizers_for
 from core.train.engine import Callback
 from core.train.optim import Lookahead, lr_factor, parameter_groups
 from core.train.runs import RunRecorder, RunStore, history_csv
@@ -409,6 +409,12 @@ def test_a_learning_rate_follows_the_batch_size_as_timm_scales_it() -> None:
     assert lr_for_batch(0.8, 512, 2048, "muon") == pytest.approx(3.2)
     assert lr_for_batch(1e-3, 256, 64, "adam") == pytest.approx(5e-4)
     assert lr_for_batch(1e-3, 256, 256, "adamw") == 1e-3
+
+
+def test_muon_is_offered_only_to_the_nets_it_can_train() -> None:
+    assert optimizers_for("fastnet") == ["sgd", "adam", "adamw", "muon"]
+    assert optimizers_for("unet_denoiser") == ["sgd", "adam", "adamw"]  # a conv without a batch norm after it
+    assert all(name in OPTIMIZER_LABELS for name in optimizers_for("fastnet"))
 
 
 def test_a_form_scales_only_a_rate_left_as_the_preset_tuned_it() -> None:

@@ -27,10 +27,13 @@ VARIANTS = ("baseline", "intermediate", "advanced")
 
 
 def plain_conv(in_channels: int, out_channels: int) -> nn.Sequential:
+    """The seed's plain stage: a 3x3 convolution and a ReLU, no normalisation."""
     return nn.Sequential(nn.Conv2d(in_channels, out_channels, 3, padding=1), nn.ReLU(inplace=True))
 
 
 def advanced_stage(in_channels: int, out_channels: int, dropout: float) -> nn.Sequential:
+    """The advanced variant's stage: convolve, pool to half size, shift-only batch norm and ReLU, the same
+    again at the new size without pooling, then dropout."""
     return nn.Sequential(
         nn.Conv2d(in_channels, out_channels, 3, padding=1, bias=False), nn.MaxPool2d(2),
         shift_only_batch_norm(out_channels), nn.ReLU(inplace=True),

@@ -21,6 +21,10 @@ from core.own_data import UploadLimits, is_image_folder
 OPTIMIZERS = ("sgd", "adam", "adamw", "muon")  # muon: the fast net (core.train.optim)
 MUON_ARCHS = ("fastnet",)  # every conv filter feeds a batch norm, as Muon's renormalisation needs
 SCHEDULES = ("constant", "step", "cosine", "onecycle")
+# The words the Train page shows for each optimizer and schedule.
+OPTIMIZER_LABELS = {"sgd": "SGD (Nesterov)", "adam": "Adam", "adamw": "AdamW", "muon": "Muon (conv filters) + SGD"}
+SCHEDULE_LABELS = {"onecycle": "one-cycle (warm-up, linear decay)", "cosine": "cosine (with warm-up)",
+                   "step": "step (÷10 twice)", "constant": "constant"}
 # Each loss with the words the Train page shows for it; chroma_ce*: binned colorizers only.
 LOSSES = {
     "mse": "MSE",
@@ -418,6 +422,11 @@ FALLBACK_RECIPES: dict[str, dict[str, Any]] = {
                      warmup_epochs=1.0, label_smoothing=0.1, norm_lr_scale=1.0, lookahead=False,
                      whiten_bias_epochs=None),
 }
+
+
+def optimizers_for(arch: str) -> list[str]:
+    """The optimizers an architecture can train with: Muon only where every conv filter feeds a batch norm."""
+    return [name for name in OPTIMIZERS if name != "muon" or arch in MUON_ARCHS]
 
 
 def lr_for_batch(lr: float, tuned_batch: int, batch: int, optimizer: str) -> float:

@@ -17,9 +17,14 @@ import time
 from contextlib import closing
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from core import paths
+
+if TYPE_CHECKING:  # the trainer imports this module: its types are for annotations only
+    import torch
+
+    from core.train.engine import EpochRecord, RunResult, Trainer
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS runs (
@@ -177,7 +182,7 @@ class RunRecorder:
         self.store = store or RunStore()
         self.run_id: int | None = None
 
-    def on_train_start(self, trainer) -> None:
+    def on_train_start(self, trainer: Trainer) -> None:
         if trainer.is_main:
             from core import devices
 
@@ -185,14 +190,14 @@ class RunRecorder:
                                             devices.describe(trainer.device), str(trainer.checkpoint_path),
                                             getattr(trainer, "panel", None))
 
-    def on_batch_end(self, trainer, step, loss, batch_size) -> None:
+    def on_batch_end(self, trainer: Trainer, step: int, loss: torch.Tensor, batch_size: int) -> None:
         pass
 
-    def on_epoch_end(self, trainer, record) -> None:
+    def on_epoch_end(self, trainer: Trainer, record: EpochRecord) -> None:
         if self.run_id is not None:
             self.store.add_epoch(self.run_id, record)
 
-    def on_finish(self, trainer, result) -> None:
+    def on_finish(self, trainer: Trainer, result: RunResult) -> None:
         if self.run_id is not None:
             self.store.finish(self.run_id, result.status, result.message, result.test_metrics, result.checkpoint,
                               result.seconds)

@@ -45,13 +45,14 @@ class Task:
 class Classification(Task):
     name, headline = "classification", "accuracy"
 
-    def prepare(self, images, labels, generator):
+    def prepare(self, images: torch.Tensor, labels: torch.Tensor, generator: torch.Generator
+                ) -> tuple[torch.Tensor, torch.Tensor]:
         return images, labels
 
-    def loss(self, output, target):
+    def loss(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         return F.cross_entropy(output.float(), target, label_smoothing=self.config.label_smoothing)
 
-    def metric_sums(self, output, target):
+    def metric_sums(self, output: torch.Tensor, target: torch.Tensor) -> dict[str, torch.Tensor]:
         return {"accuracy": (output.argmax(1) == target).sum()}
 
 
@@ -68,13 +69,13 @@ def per_image_psnr_loss(output: torch.Tensor, target: torch.Tensor, floor: float
 class ImageToImage(Task):
     """A task whose target is the clean image itself: a pixel loss (L1 or MSE) and PSNR per image and per set."""
 
-    def loss(self, output, target):
+    def loss(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         output = output.float()
         if self.config.loss == "psnr":
             return per_image_psnr_loss(output, target)
         return F.l1_loss(output, target) if self.config.loss == "l1" else F.mse_loss(output, target)
 
-    def metric_sums(self, output, target):
+    def metric_sums(self, output: torch.Tensor, target: torch.Tensor) -> dict[str, torch.Tensor]:
         output = output.float().clamp(0, 1)
         return {"psnr": metrics.psnr(output, target).sum(), "mse": metrics.per_image_mse(output, target).sum()}
 
@@ -86,7 +87,8 @@ class Denoising(ImageToImage):
         super().__init__(config, model)
         self.spec = None if config.noise in noise.MIXES else noise.NoiseSpec(config.noise, config.noise_level)
 
-    def prepare(self, images, labels, generator):
+    def prepare(self, images: torch.Tensor, labels: torch.Tensor, generator: torch.Generator
+                ) -> tuple[torch.Tensor, torch.Tensor]:
         if self.spec is None:
             return noise.add_mixed_noise(images, self.config.noise, generator), images
         levels = None
@@ -141,13 +143,14 @@ class Colorization(ImageToImage):
             model.emit_logits = self.chroma_loss is not None
             model.rgb_trains = self.chroma_loss is None or self.teacher is not None
 
-    def prepare(self, images, labels, generator):
+    def prepare(self, images: torch.Tensor, labels: torch.Tensor, generator: torch.Generator
+                ) -> tuple[torch.Tensor, torch.Tensor]:
         if not self.takes_hints:
             return color.luma(images), images
         counts = hints.training_counts(len(images), generator, images.device, most=self.config.max_hints)
         return torch.cat([color.luma(images), hints.reveal(images, counts, generator)], dim=1), images
 
-    def loss(self, output, target):
+    def loss(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         if self.chroma_loss is not None and output.shape[1] > 3:
             loss = self.chroma_loss(output[:, 3:], target)
         else:  # evaluation sees RGB only (no logits): its loss is then the RGB error
@@ -156,7 +159,7 @@ class Colorization(ImageToImage):
             loss = loss + self.config.teacher_weight * self.teacher(output[:, :3], target)
         return loss
 
-    def metric_sums(self, output, target):
+    def metric_sums(self, output: torch.Tensor, target: torch.Tensor) -> dict[str, torch.Tensor]:
         return super().metric_sums(output[:, :3], target)
 
 

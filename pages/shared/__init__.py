@@ -54,17 +54,11 @@ def pick_checkpoint(task: str, key: str, prefer_dataset: str = "cifar10") -> dic
         return None
     names = [m["path"] for m in metas]
     links.restore(key, "model", {m["name"]: m["path"] for m in metas}.__getitem__)
-    chosen = st.selectbox("Model", names, format_func=lambda p: checkpoint_label(metas[names.index(p)]), key=key)
+    chosen = st.selectbox("Model", names, key=key,
+                          format_func=lambda path: display.checkpoint_label(metas[names.index(path)]))
     meta = metas[names.index(chosen)]
     links.record(model=meta["name"])
     return meta
-
-
-def checkpoint_label(meta: dict) -> str:
-    """How a checkpoint reads in a selector: name, headline metrics, size, origin."""
-    row = display.summary_row(meta)
-    origin = "" if row["shipped"] else " · trained here"
-    return f"{meta['name']} ({row['test metrics']}, {row['parameters']} parameters{origin})"
 
 
 def model_of(meta: dict):
@@ -127,9 +121,7 @@ def image_input(key: str, dataset: str, opening: tuple[int, str]) -> ChosenImage
     if index_key not in st.session_state:
         st.session_state[index_key] = min(opening[0], len(testset) - 1)
     if right.button("Random image", icon=":material/shuffle:", key=f"{key}-random", width="stretch"):
-        pool = range(len(testset)) if choice == "any class" else \
-            (testset.labels == testset.classes.index(choice)).nonzero().flatten().tolist()
-        st.session_state[index_key] = random.choice(list(pool))
+        st.session_state[index_key] = random.choice(testset.indices_of(None if choice == "any class" else choice))
     index = int(st.number_input("Test image #", 0, len(testset) - 1, key=index_key))
     links.record(image=index, cls=None if choice == "any class" else choice)
     label = int(testset.labels[index])
@@ -192,12 +184,6 @@ def model_downloads(model, meta: dict) -> None:
 def onnx_file(path: str, modified: float) -> bytes:
     """One checkpoint version's ONNX export, kept for the next visitor who asks."""
     return export.onnx_bytes(path)
-
-
-def download_name(chosen: ChosenImage, suffix: str) -> str:
-    """A safe PNG file name for a result: the image's caption, shortened, then ``suffix``."""
-    stem = Path(chosen.caption).stem.replace(" ", "_").replace("#", "").replace(":", "")[:40] or "image"
-    return f"{stem}-{suffix}.png"
 
 
 def comparison(before: Image.Image, after: Image.Image, before_label: str, after_label: str) -> None:
