@@ -166,6 +166,16 @@ def verdicts(model: nn.Module, pictures: list[torch.Tensor], classes: list[str],
     return found
 
 
+def prediction_text(probabilities: np.ndarray, classes: list[str], truth: int | None = None) -> str:
+    """The most probable class and its probability in Markdown and, for an image whose class is known, whether
+    that is right ("**cat**, 94.6% · correct", "... · wrong: it is a **dog**")."""
+    best = int(np.argmax(probabilities))
+    text = f"**{classes[best]}**, {probabilities[best]:.1%}"
+    if truth is not None:
+        text += " · correct" if truth == best else f" · wrong: it is a **{classes[truth]}**"
+    return text
+
+
 def verdict_text(name: str, probability: float, unsure: bool) -> str:
     """A verdict in a few words of Markdown, as the pages write it under a picture."""
     return f"**{name}** {probability:.0%}" + (" (unsure)" if unsure else "")

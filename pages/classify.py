@@ -73,21 +73,18 @@ seen_column.image(seen, caption=f"What the model sees ({fmt.size} x {fmt.size}{'
 saliency_column.image(classify.overlay(chosen.image, heat, fmt=fmt), caption=f"Grad-CAM: where it looked for "
                       f"\"{classes[best]}\"", width="stretch")
 with right:
-    verdict = f"**{classes[best]}**, {probabilities[best]:.1%}"
-    if chosen.label is not None:
-        verdict += " · correct" if chosen.label == best else f" · wrong: it is a **{classes[chosen.label]}**"
-    st.markdown(f"Prediction: {verdict}")
+    st.markdown(f"Prediction: {classify.prediction_text(probabilities, classes, chosen.label)}")
     if classify.is_unsure(familiarity, meta, tta):
         st.warning(classify.unsure_note(classes, data.title(meta["dataset"])), icon=":material/help:")
     st.plotly_chart(probability_bars(probabilities, classes), key="classify-bars", config={"displaylogo": False})
     st.caption(f"Prediction and saliency map in {elapsed * 1000:.0f} ms on this server's CPU.")
 
-@st.cache_data(show_spinner="Fitting a linear probe per block (2,000 training and 2,000 test images)...",
-               max_entries=8)
+@st.cache_data(show_spinner=f"Fitting a linear probe per block ({inside.PAGE_PROBE_IMAGES:,} training and "
+               f"{inside.PAGE_PROBE_IMAGES:,} test images)...", max_entries=8)
 def measured_probes(path: str, modified: float, dataset: str) -> dict[str, float]:
-    train, test = data.load_dataset(dataset, "train"), test_set(dataset)
-    return inside.probe_accuracies(model, train.images[:2000], train.labels[:2000], test.images[:2000],
-                                   test.labels[:2000])
+    train, test, count = data.load_dataset(dataset, "train"), test_set(dataset), inside.PAGE_PROBE_IMAGES
+    return inside.probe_accuracies(model, train.images[:count], train.labels[:count], test.images[:count],
+                                   test.labels[:count])
 
 
 def inside_view(model, meta: dict, image, fmt: classify.InputFormat, classes: list[str]) -> None:

@@ -84,6 +84,13 @@ def test_evaluation_measures_the_threshold_below_which_the_weakest_share_of_imag
     assert not classify.is_unsure(-100.0, {"metrics": {}}, tta=False)  # no measurement, no warning
 
 
+def test_a_prediction_says_whether_it_is_right_when_the_class_is_known() -> None:
+    probabilities, classes = np.array([0.1, 0.854, 0.046]), ["cat", "dog", "frog"]
+    assert classify.prediction_text(probabilities, classes) == "**dog**, 85.4%"  # an upload: no answer to check
+    assert classify.prediction_text(probabilities, classes, 1) == "**dog**, 85.4% · correct"
+    assert classify.prediction_text(probabilities, classes, 0) == "**dog**, 85.4% · wrong: it is a **cat**"
+
+
 def test_the_shipped_fast_net_is_unsure_of_a_blank_picture_and_sure_of_a_cat(data_root: Path) -> None:
     model, meta = checkpoints.load("fastnet-cifar10")
     blank = Image.new("RGB", (200, 120), (128, 128, 128))
