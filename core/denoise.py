@@ -72,6 +72,17 @@ def suits(meta: dict, channels: int, dataset: str | None) -> bool:
     return fits and (dataset is None or meta["dataset"] == dataset)
 
 
+def mismatch(meta: dict, channels: int, dataset: str | None) -> str | None:
+    """Why a denoising checkpoint does not suit an image (``suits``), in a sentence; None if it does."""
+    takes = meta["arch_args"].get("in_channels", 3)
+    if takes != channels:
+        return "it takes grey images and this one is in colour." if takes == 1 else \
+            "it takes colour images and this one is grey."
+    if dataset is not None and meta["dataset"] != dataset:
+        return f"trained on {data.DATASETS[meta['dataset']].title}, not this kind of image."
+    return None
+
+
 def suits_photo(meta: dict, channels: int) -> bool:
     """Whether a denoising checkpoint may open on a visitor's photo of ``channels``: it takes them and learned
     on photographs (an MNIST denoiser makes a grey photo worse than the noisy input)."""
@@ -235,8 +246,8 @@ def comparison_plan(metas: list[dict], spec: NoiseSpec, channels: int, dataset: 
     each method left out, a sentence saying why: a checkpoint that does not suit the image (``suits``), a
     baseline that cannot run on it (``unavailable_reason``). ``dataset`` is None for a photo."""
     runnable = [meta["path"] for meta in metas if suits(meta, channels, dataset)]
-    skipped = [f"{meta['name']}: trained on {data.DATASETS[meta['dataset']].title}, not this kind of image."
-               for meta in metas if not suits(meta, channels, dataset)]
+    skipped = [f"{meta['name']}: {mismatch(meta, channels, dataset)}" for meta in metas
+               if not suits(meta, channels, dataset)]
     for name, baseline in BASELINES.items():
         reason = unavailable_reason(name, spec, pixels)
         if reason is None:

@@ -147,13 +147,20 @@ def test_comparing_every_denoiser_runs_what_suits_the_image_and_says_why_not_the
     mnist = {"path": "m.safetensors", "name": "unet-mnist", "dataset": "mnist", "arch_args": {"in_channels": 1}}
     cifar = {"path": "c.safetensors", "name": "unet-cifar", "dataset": "cifar10", "arch_args": {"in_channels": 3}}
     gaussian = noise.NoiseSpec("gaussian", 25)
-    runnable, skipped = denoise.comparison_plan([mnist, cifar], gaussian, 3, None, 32 * 32)
+    grey = {"path": "g.safetensors", "name": "unet-grey", "dataset": "cifar10", "arch_args": {"in_channels": 1}}
+    runnable, skipped = denoise.comparison_plan([mnist, cifar, grey], gaussian, 3, None, 32 * 32)
     assert runnable == ["c.safetensors", "median", "bm3d"]
-    assert skipped == ["unet-mnist: trained on MNIST, not this kind of image."]
+    # What does not fit is named for what is wrong: the channels first (a grey CIFAR-10 model was "trained on
+    # CIFAR-10, not this kind of image" for a colour CIFAR-10 picture), then the dataset.
+    assert skipped == ["unet-mnist: it takes grey images and this one is in colour.",
+                       "unet-grey: it takes grey images and this one is in colour."]
+    assert denoise.mismatch(cifar, 1, None) == "it takes colour images and this one is grey."
+    assert denoise.mismatch(grey, 1, "mnist") == "trained on CIFAR-10, not this kind of image."
+    assert denoise.mismatch(grey, 1, None) is None and denoise.mismatch(cifar, 3, "cifar10") is None
     runnable, skipped = denoise.comparison_plan([mnist, cifar], noise.NoiseSpec("salt_pepper", 0.07), 1, "mnist",
                                                 28 * 28)
     assert runnable == ["m.safetensors", "median"]
-    assert skipped[0].startswith("unet-cifar: trained on CIFAR-10")
+    assert skipped[0] == "unet-cifar: it takes colour images and this one is grey."
     assert skipped[1].startswith("BM3D: BM3D is a Gaussian")
     _, skipped = denoise.comparison_plan([], gaussian, 3, None, denoise.BM3D_MAX_PIXELS + 1)
     assert skipped == [f"BM3D: {denoise.unavailable_reason('bm3d', gaussian, denoise.BM3D_MAX_PIXELS + 1)}"]

@@ -26,6 +26,7 @@ from torch import nn
 
 from core import checkpoints, color, data, devices, models, own_data, paths
 from core.classify import UNSURE_MIN_IMAGES, UNSURE_SHARE, InputFormat, familiarity, predict_tta_and_plain
+from core.display import format_headline, metric_name
 from core.train import panel, resume
 from core.train.config import TrainConfig, config_to_command
 from core.train.optim import Lookahead, Muon, lr_factor, parameter_groups, split_filters
@@ -211,7 +212,8 @@ class Trainer:
                                            and len(self.test.labels) >= UNSURE_MIN_IMAGES)
                 test_metrics = {f"test_{k}": v for k, v in test_metrics.items()}
                 self._save(test_metrics)
-                headline = f"test {self.task.headline}={test_metrics[f'test_{self.task.headline}']:.4f}"
+                metric = self.task.headline  # as the page's tiles read it: "test accuracy 89.91%"
+                headline = f"test {metric_name(metric)} {format_headline(metric, test_metrics[f'test_{metric}'])}"
                 message = headline if message == "Finished." else f"{message} {headline}"
             result = RunResult(status, message, len(self.history), self.history, test_metrics,
                                str(self.checkpoint_path) if self.checkpoint_path else None,
