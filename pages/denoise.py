@@ -174,7 +174,8 @@ if compare:
 
 reason = denoise.unavailable_reason(method, spec, pixels)
 if reason:
-    st.warning(reason + " Choose another denoiser or Gaussian noise.", icon=":material/block:")
+    # The reason names what is missing (a Gaussian level, or a smaller image); the way out is the same.
+    st.warning(f"{reason} Choose another denoiser.", icon=":material/block:")
     st.stop()
 result = run(method)
 if strength < 1.0:
