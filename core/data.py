@@ -181,8 +181,16 @@ def how_to_get(name: str, root: str | Path | None = None) -> str:
     )
 
 
+def _within_root(spec: DatasetSpec, split: str, source: Source) -> str:
+    """Where a found split lies inside the data folder ("PNG folders in cifar10/train", "torchvision files in
+    MNIST/raw"): the Home page names the data folder once rather than in every row."""
+    if source.kind == "torchvision":
+        return f"torchvision files in {Path(spec.torchvision_files[split][0]).parent}"
+    return f"PNG folders in {Path(spec.name) / split}"
+
+
 def dataset_status(root: str | Path | None = None) -> list[dict[str, str | bool]]:
-    """For every dataset and split: whether it was found, and where (for the Home page)."""
+    """For every dataset and split: whether it was found, and where under the data root (for the Home page)."""
     rows: list[dict[str, str | bool]] = []
     for name, spec in DATASETS.items():
         for split in SPLITS:
@@ -192,7 +200,7 @@ def dataset_status(root: str | Path | None = None) -> list[dict[str, str | bool]
                 "title": spec.title,
                 "split": split,
                 "found": source is not None,
-                "source": source.describe() if source else how_to_get(name, root),
+                "source": _within_root(spec, split, source) if source else how_to_get(name, root),
             })
     return rows
 

@@ -58,6 +58,7 @@ st.dataframe(
     hide_index=True,
     width="stretch",
 )
+st.caption(f"Under the data folder `{paths.data_root()}` (set `CIFAR_LAB_DATA` to read another).")
 missing = list(dict.fromkeys(r["dataset"] for r in status if not r["found"]))
 fetched = st.session_state.pop("home-downloaded", None)
 if fetched:

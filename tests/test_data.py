@@ -135,8 +135,13 @@ def test_unknown_names_are_refused() -> None:
 def test_dataset_status_reports_found_and_missing(tmp_path: Path) -> None:
     write_png_dataset(tmp_path, "cifar10", "test", per_class=1, size=32, mode="RGB")
     rows = {(r["dataset"], r["split"]): r for r in data.dataset_status(tmp_path)}
-    assert rows["cifar10", "test"]["found"] and "PNG folders" in rows["cifar10", "test"]["source"]
+    assert rows["cifar10", "test"]["found"] and rows["cifar10", "test"]["source"] == "PNG folders in cifar10/test"
     assert not rows["mnist", "train"]["found"] and "MNIST/raw" in rows["mnist", "train"]["source"]
+    (tmp_path / "MNIST/raw").mkdir(parents=True)
+    for file in data.DATASETS["mnist"].torchvision_files["test"]:
+        (tmp_path / file).write_bytes(b"")
+    rows = {(r["dataset"], r["split"]): r for r in data.dataset_status(tmp_path)}
+    assert rows["mnist", "test"]["source"] == "torchvision files in MNIST/raw"  # inside the data folder, not "."
 
 
 # ---- the batched loader -------------------------------------------------------------------------
