@@ -252,6 +252,7 @@ class TestSetResult:
 
     @property
     def errors(self) -> int:
+        """How many test images the model got wrong."""
         return int((self.predictions != self.labels).sum())
 
     def most_confused(self) -> tuple[int, int]:

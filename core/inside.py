@@ -131,6 +131,8 @@ def shape_table(model: nn.Module, views: list[BlockView], fmt: InputFormat | Non
 # Images per split when the Classify page's button fits the probes of a checkpoint trained here (the shipped
 # ones carry bench/inside.py's, fitted on 10,000 and scored on 10,000): a visitor waits for a fifth of that.
 PAGE_PROBE_IMAGES = 2000
+
+
 @torch.no_grad()
 def pooled_features(model: nn.Module, images: torch.Tensor, batch_size: int = 500) -> list[torch.Tensor]:
     """Every block's output averaged over space, N x C per block, for uint8 ``images`` (N x C x H x W)."""
