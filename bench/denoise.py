@@ -17,7 +17,11 @@ half a minute per photo, so it runs on the first ``--bm3d-photos`` of each folde
 table compares every method on exactly those photos. Grey photos (two in Set14) are left to ``--grey``,
 which measures the one-channel denoisers and grey BM3D on every photo converted to grey.
 
+``--split train`` measures the training images instead (never written to a sidecar): a model that scores
+the same on the images it learned from as on the test set is not held back by its training data.
+
 Usage: python bench/denoise.py [--write] [--only NAME] [--dataset NAME ...] [--bm3d-images 500] [--limit N]
+       python bench/denoise.py --split train --limit 10000 [--only NAME] [--dataset NAME ...]
        python bench/denoise.py --photos [--grey] [--per-folder N] [--bm3d-photos 5] [--sigma 25 ...]
 --write stores each shipped checkpoint's numbers in its sidecar.
 """
@@ -103,10 +107,9 @@ def measure(fn, clean: torch.Tensor, noisy: torch.Tensor) -> tuple[float, float,
 
 
 def bench_setting(dataset: str, spec: NoiseSpec, metas: list[dict], bm3d_images: int, limit: int | None,
-                  written: dict[str, dict[str, float]]) -> list[Row]:
+                  written: dict[str, dict[str, float]], split: str = "test") -> list[Row]:
     """Every method on one dataset and noise; checkpoints' numbers are collected into ``written``."""
-    test = data.load_dataset(source_dataset(dataset), "test")
-    pixels = test.images[:limit]
+    pixels = data.load_dataset(source_dataset(dataset), split).images[:limit]
     clean = (color.grey_uint8(pixels) if dataset.endswith(GREY) else pixels).float().div(255)
     noisy = add_noise(clean, spec, torch.Generator().manual_seed(NOISE_SEED))
     rows: list[Row] = []
@@ -204,6 +207,8 @@ def main() -> None:
     parser.add_argument("--only", help="measure only this checkpoint (and the baselines)")
     parser.add_argument("--bm3d-images", type=int, default=500, help="test images BM3D runs on (0: skip BM3D)")
     parser.add_argument("--limit", type=int, help="use only the first N test images (quick checks)")
+    parser.add_argument("--split", choices=("test", "train"), default="test",
+                        help="measure the training images instead (a check for overfitting; never written)")
     parser.add_argument("--dataset", action="append", choices=sorted({d for d, _ in SETTINGS}),
                         help="measure only this dataset's settings (repeatable; default: all)")
     parser.add_argument("--photos", action="store_true", help="measure the development photos instead")
@@ -212,6 +217,8 @@ def main() -> None:
     parser.add_argument("--grey", action="store_true", help="--photos: the photos in grey, one-channel models")
     parser.add_argument("--sigma", type=float, action="append", help="--photos: Gaussian sigma (repeatable)")
     args = parser.parse_args()
+    if args.write and args.split != "test":
+        parser.error("--write records test-set numbers; --split train is a check and never writes")
     devices.configure_threads()
     if args.photos:
         metas = [m for m in checkpoints.list_checkpoints("denoising") if not args.only or m["name"] == args.only]
@@ -221,13 +228,13 @@ def main() -> None:
     metas = [m for m in checkpoints.list_checkpoints("denoising") if not args.only or m["name"] == args.only]
     settings = [(dataset, spec) for dataset, spec in SETTINGS if not args.dataset or dataset in args.dataset]
     rows = [row for dataset, spec in settings
-            for row in bench_setting(dataset, spec, metas, args.bm3d_images, args.limit, written)]
-    if args.write and not args.limit:
+            for row in bench_setting(dataset, spec, metas, args.bm3d_images, args.limit, written, args.split)]
+    if args.write and not args.limit and args.split == "test":
         checkpoints.record_measurements(written, "python bench/denoise.py --write"
                                         + (f" --only {args.only}" if args.only else "")
                                         + "".join(f" --dataset {d}" for d in args.dataset or ()))
     print(f"CPU: {devices.cpu_model()}; {devices.describe()}; models in {model_precision()}; noise seed {NOISE_SEED}; "
-          f"{'first ' + str(args.limit) if args.limit else 'all'} test images unless the row says otherwise.\n")
+          f"{'first ' + str(args.limit) if args.limit else 'all'} {args.split} images unless the row says otherwise.\n")
     print("| dataset | noise | method | images | PSNR, mean per image (dB) | PSNR of the MSE (dB) | SSIM "
           "| time per image |")
     print("|---|---|---|---:|---:|---:|---:|---:|")
