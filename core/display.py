@@ -134,7 +134,9 @@ def run_row(run: dict[str, Any]) -> dict[str, Any]:
         "id": run["id"], "name": run["name"], "task": run["task"], "architecture": run["arch"],
         "dataset": data.title(run["dataset"]), "status": run["status"], "epochs": len(run["epochs"]),
         "planned": config.get("epochs"), "batch": config.get("batch_size"), "optimizer": config.get("optimizer"),
-        "lr": config.get("lr"), "train images": config.get("subset") or "all",
+        # Six digits: a rate scaled for the batch (1.465e-3 x 1000) reads 1.465, not 1.4649999999999999.
+        "lr": None if config.get("lr") is None else float(f"{config['lr']:.6g}"),
+        "train images": config.get("subset") or "all",
         "test": "" if test is None else f"{metric_name(metric)} {format_headline(metric, test)}",
         "duration": format_duration(run["seconds"]),
         "started": datetime.fromtimestamp(run["started"]).strftime("%Y-%m-%d %H:%M"),

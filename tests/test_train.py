@@ -476,6 +476,7 @@ def test_a_past_run_reads_as_its_tiles_do() -> None:
     # The headline metric, formatted, not whichever key came first (a loss, or "psnr_dataset 23.5381").
     assert row["test"] == "PSNR of the set's MSE 23.54 dB"
     assert (row["dataset"], row["epochs"], row["train images"], row["duration"]) == ("CIFAR-10", 2, "all", "1:02:05")
+    assert run_row({**run, "config": {**run["config"], "lr": 1.465e-3 * 1000}})["lr"] == 1.465
     stopped = {**run, "task": "classification", "test_metrics": {}}
     assert run_row(stopped)["test"] == ""
     assert run_row({**stopped, "test_metrics": {"test_accuracy": 0.9374}})["test"] == "accuracy 93.74%"
