@@ -18,6 +18,7 @@ from kornia.color import rgb_to_grayscale, rgb_to_ycbcr, ycbcr_to_rgb
 from skimage.color import deltaE_ciede2000, rgb2lab
 
 CHROMA_BIN_STEP = 0.04  # grid spacing on the Cb/Cr offset scale (offsets lie in [-0.5, 0.5])
+SOFT_BIN_SIGMA = CHROMA_BIN_STEP / 2  # the soft targets' Gaussian kernel, on the same scale
 CHROMA_BIN_LIMIT = 0.40  # natural photos' chroma offsets rarely go further (CIFAR-10: 99.9% within)
 
 
@@ -77,7 +78,7 @@ def soft_bin_targets(chroma_: torch.Tensor, centres: torch.Tensor) -> torch.Tens
     """
     centres = centres.to(chroma_.device, chroma_.dtype)
     distance2 = (chroma_.unsqueeze(1) - centres.view(1, -1, 2, 1, 1)).pow(2).sum(2)
-    return torch.softmax(-distance2 / (2 * (CHROMA_BIN_STEP / 2) ** 2), dim=1)
+    return torch.softmax(-distance2 / (2 * SOFT_BIN_SIGMA**2), dim=1)
 
 
 def _float_copy(tensor: torch.Tensor) -> torch.Tensor:
@@ -155,7 +156,7 @@ class ChromaBinLoss:
         offsets = chroma(target_rgb.float()).permute(0, 2, 3, 1)  # N x H x W x (Cb, Cr)
         axis = self.axis.to(offsets.device)
         cb_weights, cr_weights = (torch.softmax(-(offsets[..., channel:channel + 1] - axis).pow(2)
-                                                / (2 * (CHROMA_BIN_STEP / 2) ** 2), dim=-1) for channel in (0, 1))
+                                                / (2 * SOFT_BIN_SIGMA**2), dim=-1) for channel in (0, 1))
         per_pixel = _SoftBinCrossEntropy.apply(logits, cb_weights, cr_weights)
         if not self.rebalance:
             return per_pixel.mean()

@@ -68,18 +68,17 @@ def unavailable_reason(method: str, spec: NoiseSpec, pixels: int) -> str | None:
 def suits(meta: dict, channels: int, dataset: str | None) -> bool:
     """Whether a denoising checkpoint fits an image: it takes the image's channels and, for a test image,
     was trained on that image's dataset (an MNIST model has no business with a colour photo)."""
-    fits = meta["arch_args"].get("in_channels", 3) == channels
-    return fits and (dataset is None or meta["dataset"] == dataset)
+    return mismatch(meta, channels, dataset) is None
 
 
 def mismatch(meta: dict, channels: int, dataset: str | None) -> str | None:
-    """Why a denoising checkpoint does not suit an image (``suits``), in a sentence; None if it does."""
+    """Why a denoising checkpoint does not suit an image, in a sentence; None if it does (``suits``)."""
     takes = meta["arch_args"].get("in_channels", 3)
     if takes != channels:
         return "it takes grey images and this one is in colour." if takes == 1 else \
             "it takes colour images and this one is grey."
     if dataset is not None and meta["dataset"] != dataset:
-        return f"trained on {data.DATASETS[meta['dataset']].title}, not this kind of image."
+        return f"trained on {data.title(meta['dataset'])}, not this kind of image."
     return None
 
 
@@ -245,9 +244,13 @@ def comparison_plan(metas: list[dict], spec: NoiseSpec, channels: int, dataset: 
     """What comparing every denoiser runs on an image (checkpoint paths, then baselines' names) and, for
     each method left out, a sentence saying why: a checkpoint that does not suit the image (``suits``), a
     baseline that cannot run on it (``unavailable_reason``). ``dataset`` is None for a photo."""
-    runnable = [meta["path"] for meta in metas if suits(meta, channels, dataset)]
-    skipped = [f"{meta['name']}: {mismatch(meta, channels, dataset)}" for meta in metas
-               if not suits(meta, channels, dataset)]
+    runnable, skipped = [], []
+    for meta in metas:
+        why = mismatch(meta, channels, dataset)
+        if why is None:
+            runnable.append(meta["path"])
+        else:
+            skipped.append(f"{meta['name']}: {why}")
     for name, baseline in BASELINES.items():
         reason = unavailable_reason(name, spec, pixels)
         if reason is None:

@@ -141,7 +141,7 @@ def noise_trial(image, spec: noise.NoiseSpec, denoiser_name: str) -> None:
     for column, picture, verdict, what in zip(
             st.columns(3), (clean, noisy, restored), said,
             ("as it is", spec.label(), f"denoised by {denoiser_name}"), strict=True):
-        column.image(images.enlarged(images.to_pil(picture), 128), width=128)
+        column.image(images.shown(picture, 128), width=128)
         column.markdown(f"{what}: {classify.verdict_text(*verdict)}")
 
 
