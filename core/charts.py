@@ -54,7 +54,7 @@ def robustness_figure(points: list[dict[str, Any]], level_title: str, current: f
                          xaxis=dict(title=level_title))
     if current is not None:
         figure.add_vline(x=current, line_dash="dot", line_color="#495057", annotation_text="this image",
-                         annotation_position="top")
+                         annotation_position="bottom right")  # "top" sat under the legend
     return figure
 
 
