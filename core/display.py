@@ -141,3 +141,20 @@ def run_row(run: dict[str, Any]) -> dict[str, Any]:
         "duration": format_duration(run["seconds"]),
         "started": datetime.fromtimestamp(run["started"]).strftime("%Y-%m-%d %H:%M"),
     }
+
+
+def run_progress(snapshot: dict[str, Any]) -> tuple[float, str]:
+    """A run's progress bar (``Job.snapshot()``'s form): the share of its steps done, and the line under it
+    ("Epoch 2 of 6 · step 40 of 270 · elapsed 0:12 · ETA 1:03")."""
+    planned = snapshot["config"]["epochs"]
+    step, total = snapshot["step"], snapshot["total_steps"]
+    fraction = min(step / total, 1.0) if total else 0.0
+    return fraction, (f"Epoch {min(snapshot['epoch'] + 1, planned)} of {planned} · step {step} of {total} · "
+                      f"elapsed {format_duration(snapshot['elapsed'])} · ETA {format_duration(snapshot['eta'])}")
+
+
+def run_summary(snapshot: dict[str, Any]) -> str:
+    """What a run trains, as Markdown: "`fastnet` on CIFAR-10, 6 epochs, device: CPU (2 threads)"."""
+    config = snapshot["config"]
+    return (f"`{config['arch']}` on {data.title(config['dataset'])}, {config['epochs']} epochs, "
+            f"device: {snapshot['device'] or '…'}")

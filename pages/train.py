@@ -8,7 +8,7 @@ import streamlit as st
 
 from core import checkpoints, classify, data, images, models, noise, own_data
 from core.charts import training_figure
-from core.display import format_duration, format_headline, headline_metric, metric_name, run_row
+from core.display import format_headline, headline_metric, metric_name, run_progress, run_row, run_summary
 from core.own_data import MAX_CLASSES, MIN_CLASSES, MIN_PER_CLASS
 from core.train import ConfigError, TrainConfig
 from core.train import panel as watched
@@ -261,7 +261,7 @@ def stop_run() -> None:
 
 def runs_of(task_filter: str) -> list[dict]:
     """Past runs, newest first, of one task ("all tasks": every run): the rows of the table below."""
-    return [r for r in store.runs() if task_filter in ("all tasks", r["task"])]
+    return store.runs(task=None if task_filter == "all tasks" else task_filter)
 
 
 def overlay_runs() -> list[dict]:
@@ -296,8 +296,8 @@ def prediction_panel(panel: dict | None, epochs: list[dict], key: str, live: boo
                                  key=key, help="The run keeps every epoch's guesses: drag to see them change.")
         shown = next(e for e in predicted if e["epoch"] == epoch)
     if shown is not None:
-        right = sum(1 for (guess, _), label in zip(shown["panel"], panel["labels"], strict=False) if guess == label)
-        st.caption(f"After epoch {shown['epoch']}: {right} of {len(panel['labels'])} right")
+        st.caption(f"After epoch {shown['epoch']}: {watched.right_count(panel, shown['panel'])} of "
+                   f"{len(panel['labels'])} right")
     for column, row in zip(st.columns(len(panel["labels"])), watched.rows(panel, shown and shown["panel"]),
                            strict=True):
         column.image(images.enlarged(row["image"], 96), width=96)
@@ -323,13 +323,9 @@ def live_run() -> None:
                    "finished": ":material/check_circle:", "stopped": ":material/stop_circle:",
                    "diverged": ":material/error:", "failed": ":material/error:"}.get(snap["status"], "")
     st.subheader("Current run" if snap["running"] else "Last run")
-    st.markdown(f"{status_icon} **{snap['status'].capitalize()}**: {snap['message']}  \n"
-                f"`{config['arch']}` on {data.title(config['dataset'])}, {config['epochs']} epochs, "
-                f"device: {snap['device'] or '…'}")
-    fraction = snap["step"] / snap["total_steps"] if snap["total_steps"] else 0.0
-    st.progress(min(fraction, 1.0), text=(
-        f"Epoch {min(snap['epoch'] + 1, config['epochs'])} of {config['epochs']} · step {snap['step']} of "
-        f"{snap['total_steps']} · elapsed {format_duration(snap['elapsed'])} · ETA {format_duration(snap['eta'])}"))
+    st.markdown(f"{status_icon} **{snap['status'].capitalize()}**: {snap['message']}  \n{run_summary(snap)}")
+    fraction, progress_text = run_progress(snap)
+    st.progress(fraction, text=progress_text)
     cols = st.columns(4)
     cols[0].metric("Images / s", f"{snap['images_per_second']:.0f}")
     cols[1].metric("Epochs done", len(snap["history"]))

@@ -30,6 +30,9 @@ def test_images_survive_the_round_trip_and_rows_say_what_is_right() -> None:
     rows = watched.rows(panel, [[1, 0.9], [1, 0.6]])
     assert [(r["truth"], r["predicted"], r["correct"]) for r in rows] == [("dog", "dog", True), ("cat", "dog", False)]
     assert "predicted" not in watched.rows(panel, None)[0]  # before the first epoch: truth only
+    assert watched.right_count(panel, [[1, 0.9], [1, 0.6]]) == 1
+    assert watched.right_count(panel, [[1, 0.9], [0, 0.6]]) == 2
+    assert watched.right_count(panel, [[0, 0.9]]) == 0  # a shorter list counts what it has
 
 
 def test_predict_gives_the_top_class_and_its_probability_and_leaves_the_mode_alone() -> None:

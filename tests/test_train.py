@@ -19,7 +19,7 @@ from safetensors.torch import load_file
 
 from core import checkpoints, color, data, metrics
 from core.charts import ema_smooth, outlier_free_range, training_figure
-from core.display import format_headline, metric_title, run_row
+from core.display import format_headline, metric_title, run_progress, run_row, run_summary
 from core.train import ConfigError, TrainConfig, Trainer
 from core.train.__main__ import main as cli_main
 from core.train.config import OPTIMIZER_LABELS, config_to_command, form_lr, lr_for_batch, optimizers_for
@@ -480,6 +480,36 @@ def test_a_past_run_reads_as_its_tiles_do() -> None:
     stopped = {**run, "task": "classification", "test_metrics": {}}
     assert run_row(stopped)["test"] == ""
     assert run_row({**stopped, "test_metrics": {"test_accuracy": 0.9374}})["test"] == "accuracy 93.74%"
+
+
+def test_a_live_runs_progress_and_summary_read_as_the_train_page_shows_them() -> None:
+    snapshot = {"config": {"epochs": 6, "arch": "fastnet", "dataset": "cifar10"}, "step": 45, "total_steps": 270,
+                "epoch": 1, "elapsed": 75.0, "eta": None, "device": "CPU (2 threads)"}
+    fraction, text = run_progress(snapshot)
+    assert fraction == 45 / 270
+    assert text == "Epoch 2 of 6 · step 45 of 270 · elapsed 1:15 · ETA –"
+    # Past the planned steps (the clock's schedule, a finished run's last epoch) the bar stays full and the
+    # epoch never passes the plan; before the first step is known it is empty.
+    assert run_progress({**snapshot, "step": 300, "epoch": 6})[0] == 1.0
+    assert run_progress({**snapshot, "step": 300, "epoch": 6})[1].startswith("Epoch 6 of 6")
+    assert run_progress({**snapshot, "step": 0, "total_steps": 0})[0] == 0.0
+    assert run_summary(snapshot) == "`fastnet` on CIFAR-10, 6 epochs, device: CPU (2 threads)"
+    assert run_summary({**snapshot, "device": ""}).endswith("device: …")
+
+
+def test_the_run_store_lists_one_tasks_runs_newest_first_and_finds_one_by_id(tmp_path: Path) -> None:
+    store = RunStore(tmp_path / "runs.sqlite3")
+
+    def create(name: str, task: str) -> int:
+        return store.create(name, TrainConfig(task=task).to_dict(), "cmd", "CPU", None)
+
+    first, denoiser, latest = create("first", "classification"), create("denoiser", "denoising"), \
+        create("latest", "classification")
+    assert [r["id"] for r in store.runs(task="classification")] == [latest, first]
+    assert [r["id"] for r in store.runs(task="denoising")] == [denoiser]
+    assert [r["id"] for r in store.runs(limit=2)] == [latest, denoiser]
+    assert store.runs(task="colorization") == []
+    assert store.get(first)["name"] == "first" and store.get(10_000) is None
 
 
 def test_a_run_whose_process_died_reads_as_interrupted(tmp_path: Path) -> None:

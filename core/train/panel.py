@@ -72,3 +72,8 @@ def rows(panel: dict[str, Any], predictions: list[list[float]] | None) -> list[d
                     "correct": int(predicted) == label}
         shown.append(row)
     return shown
+
+
+def right_count(panel: dict[str, Any], predictions: list[list[float]]) -> int:
+    """How many of the panel's images ``predictions`` (``predict``'s form) name correctly."""
+    return sum(int(predicted) == label for (predicted, _), label in zip(predictions, panel["labels"], strict=False))

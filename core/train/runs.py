@@ -116,10 +116,19 @@ class RunStore:
             (status, message, json.dumps(test_metrics), checkpoint, time.time(), seconds, run_id),
         )
 
-    def runs(self, limit: int = 100) -> list[dict[str, Any]]:
-        """The newest runs first, each with its epochs."""
+    def runs(self, limit: int = 100, task: str | None = None) -> list[dict[str, Any]]:
+        """The newest runs first, each with its epochs; only ``task``'s runs when it is given."""
+        if task is None:
+            return self._select("ORDER BY id DESC LIMIT ?", (limit,))
+        return self._select("WHERE task = ? ORDER BY id DESC LIMIT ?", (task, limit))
+
+    def get(self, run_id: int) -> dict[str, Any] | None:
+        """One run by its id, or None."""
+        return next(iter(self._select("WHERE id = ?", (run_id,))), None)
+
+    def _select(self, clause: str, params: tuple[Any, ...]) -> list[dict[str, Any]]:
         with closing(self._connect()) as connection:
-            rows = [dict(r) for r in connection.execute("SELECT * FROM runs ORDER BY id DESC LIMIT ?", (limit,))]
+            rows = [dict(r) for r in connection.execute(f"SELECT * FROM runs {clause}", params)]
             for row in rows:
                 row["config"] = json.loads(row["config"])
                 row["test_metrics"] = json.loads(row["test_metrics"])
@@ -133,9 +142,6 @@ class RunStore:
                 if row["status"] == "running" and not _alive(row["host"], row["pid"]):
                     row["status"], row["message"] = "interrupted", "The training process ended without finishing."
         return rows
-
-    def get(self, run_id: int) -> dict[str, Any] | None:
-        return next((r for r in self.runs(limit=1_000_000) if r["id"] == run_id), None)
 
 
 def history_csv(run: dict[str, Any]) -> str:
