@@ -65,9 +65,9 @@ def place_hints() -> None:
     """Click-to-colour: a click on the grey image adds a hint; the colour comes from the picker or the original."""
     st.divider()
     st.subheader("Colour hints")
-    st.caption("Click the grey image where you know the colour: the model spreads each hint over the region it "
-               "belongs to. Hints are placed on the image the model sees (its working size), so one click colours "
-               "a patch, not a pixel.")
+    st.caption("Click (or tap) the grey image where you know the colour: the model spreads each hint over the "
+               "region it belongs to. Hints are placed on the image the model sees (its working size), so one "
+               "click colours a patch, not a pixel.")
     picture, controls = st.columns([3, 2], gap="large")
     with controls:
         true_colours = given.original is not None and st.toggle(

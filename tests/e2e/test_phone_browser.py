@@ -1,0 +1,61 @@
+"""A visitor on a phone: every page fits a 390-pixel touch screen, and a tap places a colour hint."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from urllib.parse import parse_qs, urlparse
+
+import pytest
+
+from tests.e2e.conftest import open_page, screenshot, wait_until_idle
+
+PHONE = {"viewport": {"width": 390, "height": 844}, "is_mobile": True, "has_touch": True}
+
+
+@pytest.fixture
+def phone(browser) -> Iterator[object]:
+    """A tab the size of a phone's screen that answers to touch, with its console errors collected."""
+    context = browser.new_context(**PHONE)
+    tab = context.new_page()
+    tab.console_errors = []
+    tab.on("pageerror", lambda error: tab.console_errors.append(str(error)))
+    tab.set_default_timeout(60_000)
+    yield tab
+    context.close()
+
+
+def sideways_overflow(page) -> int:
+    """How many pixels the page is wider than the screen (a phone then scrolls sideways): 0 when it fits.
+
+    Streamlit's main area scrolls by itself, so the document never grows: the main area's own scroll width
+    is what a wide element stretches. (A table scrolling inside its own frame does not count.)
+    """
+    return page.evaluate("() => { const main = document.querySelector('[data-testid=\"stMain\"]');"
+                         " return main.scrollWidth - main.clientWidth; }")
+
+
+@pytest.mark.parametrize("path", ["", "classify", "denoise", "colorize", "train"])
+def test_every_page_fits_a_phone_screen(phone, app_url: str, path: str) -> None:
+    open_page(phone, app_url, path)
+    wait_until_idle(phone)
+    assert sideways_overflow(phone) <= 0
+    assert phone.locator('[data-testid="stException"]').count() == 0
+    assert phone.console_errors == []
+
+
+def test_a_tap_on_the_grey_image_places_a_hint_on_a_phone(phone, app_url: str) -> None:
+    open_page(phone, app_url, "colorize?model=tiny-hints")
+    phone.get_by_text("No hints yet").first.wait_for(timeout=120_000)
+    wait_until_idle(phone)
+    picture = phone.frame_locator('iframe[title*="streamlit_image_coordinates"]').locator("img")
+    picture.scroll_into_view_if_needed()
+    box = picture.bounding_box()
+    assert box["width"] <= 390  # shrunk to the screen, so the click's position must be scaled back
+    phone.touchscreen.tap(box["x"] + box["width"] * 0.5, box["y"] + box["height"] * 0.5)
+    phone.get_by_text("1 hint placed").first.wait_for(timeout=60_000)
+    wait_until_idle(phone)
+    # The hint lands where the finger did: the shared link's hint sits at the picture's centre.
+    x, y = (float(v) for v in parse_qs(urlparse(phone.url).query)["hints"][0].split(",")[:2])
+    assert abs(x - 0.5) < 0.03 and abs(y - 0.5) < 0.03, (x, y)
+    screenshot(phone, "phone-colorize-hint")
+    assert sideways_overflow(phone) <= 0 and phone.console_errors == []
