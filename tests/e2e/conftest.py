@@ -99,16 +99,25 @@ def browser() -> Iterator[object]:
         browser.close()
 
 
-@pytest.fixture
-def page(browser, app_url: str) -> Iterator[object]:
-    """A fresh browser tab; its console errors are collected on ``page.console_errors``."""
-    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+@contextlib.contextmanager
+def new_tab(browser, **context_options) -> Iterator[object]:
+    """A tab in a fresh browser context; its console errors are collected on ``tab.console_errors``."""
+    context = browser.new_context(**context_options)
     tab = context.new_page()
     tab.console_errors = []
     tab.on("pageerror", lambda error: tab.console_errors.append(str(error)))
     tab.set_default_timeout(60_000)
-    yield tab
-    context.close()
+    try:
+        yield tab
+    finally:
+        context.close()
+
+
+@pytest.fixture
+def page(browser, app_url: str) -> Iterator[object]:
+    """A fresh desktop-sized browser tab."""
+    with new_tab(browser, viewport={"width": 1400, "height": 1000}) as tab:
+        yield tab
 
 
 def open_page(page, app_url: str, path: str = "") -> None:

@@ -7,21 +7,16 @@ from urllib.parse import parse_qs, urlparse
 
 import pytest
 
-from tests.e2e.conftest import open_page, screenshot, wait_until_idle
+from tests.e2e.conftest import new_tab, open_page, screenshot, wait_until_idle
 
 PHONE = {"viewport": {"width": 390, "height": 844}, "is_mobile": True, "has_touch": True}
 
 
 @pytest.fixture
 def phone(browser) -> Iterator[object]:
-    """A tab the size of a phone's screen that answers to touch, with its console errors collected."""
-    context = browser.new_context(**PHONE)
-    tab = context.new_page()
-    tab.console_errors = []
-    tab.on("pageerror", lambda error: tab.console_errors.append(str(error)))
-    tab.set_default_timeout(60_000)
-    yield tab
-    context.close()
+    """A tab the size of a phone's screen that answers to touch."""
+    with new_tab(browser, **PHONE) as tab:
+        yield tab
 
 
 def sideways_overflow(page) -> int:
