@@ -39,7 +39,7 @@ from PIL import Image
 from core import classify, colorize, denoise, images, models
 from core.noise import NoiseSpec
 
-FORMATS = {"PNG": "png", "JPEG": "jpg", "GIF": "gif", "WEBP": "webp", "TIFF": "tif", "BMP": "bmp"}
+FORMATS = {"PNG": "png", "JPEG": "jpg", "GIF": "gif", "WEBP": "webp", "TIFF": "tif", "BMP": "bmp", "AVIF": "avif"}
 MODES = ("1", "L", "P", "RGB", "RGBA", "LA", "PA", "I", "I;16", "F", "CMYK", "YCbCr", "LAB", "HSV", "RGBX")
 SIZES = ((1, 1), (3, 5), (32, 32), (97, 61))
 SECONDS_PER_FILE = 60  # far above any real file's time: only a hang reaches it

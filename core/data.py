@@ -24,7 +24,7 @@ from PIL import Image
 from safetensors.torch import load, save_file
 from torchvision.io import ImageReadMode, decode_png, read_file
 
-from core import paths
+from core import images, paths
 from core.fileio import atomic_write_bytes, temp_path
 
 # torchvision 0.29 (pinned) deprecates its image codecs in favour of torchcodec, which it does not ship.
@@ -464,9 +464,6 @@ def _reflect(index: torch.Tensor, size: int) -> torch.Tensor:
     return torch.where(index >= size, 2 * (size - 1) - index, index)
 
 
-PHOTO_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
-
-
 def photo_folders(root: str | Path | None = None) -> dict[str, list[Path]]:
     """The development photos (``<data root>/photos/<folder>/``: Set5, Set14, Sun-Hays 80), by folder.
 
@@ -477,6 +474,6 @@ def photo_folders(root: str | Path | None = None) -> dict[str, list[Path]]:
     photos = base / "photos"
     if not photos.is_dir():
         return {}
-    folders = {folder.name: sorted(p for p in folder.iterdir() if p.suffix.lower() in PHOTO_SUFFIXES)
+    folders = {folder.name: sorted(p for p in folder.iterdir() if p.suffix.lower() in images.IMAGE_SUFFIXES)
                for folder in sorted(photos.iterdir()) if folder.is_dir()}
     return {name: files for name, files in folders.items() if files}

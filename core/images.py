@@ -22,7 +22,12 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 MAX_BYTES = 25 * 2**20
 MAX_PIXELS = 40_000_000  # about 7,300 x 5,500; decoded RGB stays under 120 MB
-SUPPORTED = "PNG, JPEG, GIF, WebP, TIFF or BMP"
+# The formats an upload may be in, by name, with their file name suffixes: Pillow decodes them all (AVIF,
+# which phones and browsers save more and more, through the libavif its wheels bundle).
+FORMATS = {"PNG": (".png",), "JPEG": (".jpg", ".jpeg"), "GIF": (".gif",), "WebP": (".webp",),
+           "TIFF": (".tif", ".tiff"), "BMP": (".bmp",), "AVIF": (".avif",)}
+IMAGE_SUFFIXES = tuple(suffix for suffixes in FORMATS.values() for suffix in suffixes)
+SUPPORTED = ", ".join(list(FORMATS)[:-1]) + " or " + list(FORMATS)[-1]
 
 
 class ImageError(ValueError):
@@ -65,8 +70,11 @@ def load_image(data: bytes, *, max_bytes: int = MAX_BYTES, max_pixels: int = MAX
             "Please upload a smaller image."
         ) from None
     except UnidentifiedImageError:
+        if data[4:12] in (b"ftypavif", b"ftypavis"):  # an AVIF's header, with too little after it to decode
+            raise ImageError("The image file is damaged or incomplete and could not be decoded.") from None
         raise ImageError(f"This file is not an image we can read. Please upload a {SUPPORTED} file.") from None
-    except (OSError, SyntaxError, ValueError, EOFError, IndexError, TypeError, struct.error) as error:
+    # RuntimeError: libavif reports a damaged AVIF so ("Decoding of color planes failed").
+    except (OSError, SyntaxError, ValueError, EOFError, IndexError, TypeError, RuntimeError, struct.error) as error:
         raise ImageError(f"The image file is damaged or incomplete and could not be decoded ({error}).") from None
     except MemoryError:
         raise ImageError("The image is too large to decode.") from None

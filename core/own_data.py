@@ -32,7 +32,6 @@ UPLOAD_FOLDER = "your-images"  # a run's uploaded classes, inside the run's own 
 MAX_FILES = 5_000
 MAX_TOTAL_MB = 500.0
 MAX_ZIP_RATIO = 200  # uncompressed / compressed, per member: images barely compress, bombs compress 1000x
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".gif", ".webp", ".tif", ".tiff", ".bmp")
 _UNSAFE_NAME = re.compile(r"[\x00-\x1f/\\:*?\"<>|]")
 
 
@@ -181,7 +180,7 @@ def write_classes(dest: str | os.PathLike[str], classes: Sequence[tuple[str, Seq
 def _stored_name(position: int, file_name: str) -> str:
     """A safe name for an uploaded file: its position, and its suffix where that is an image's."""
     suffix = Path(file_name).suffix.lower()
-    return f"{position:05d}{suffix if suffix in IMAGE_SUFFIXES else '.img'}"
+    return f"{position:05d}{suffix if suffix in images.IMAGE_SUFFIXES else '.img'}"
 
 
 def verify_folder(dest: str | os.PathLike[str], limits: UploadLimits = UploadLimits()) -> dict[str, int]:

@@ -65,7 +65,7 @@ def test_animated_gif_gives_its_first_frame() -> None:
     assert pixel[0] > 200 and pixel[2] < 50
 
 
-@pytest.mark.parametrize("fmt", ["PNG", "JPEG", "GIF", "WEBP", "TIFF", "BMP"])
+@pytest.mark.parametrize("fmt", ["PNG", "JPEG", "GIF", "WEBP", "TIFF", "BMP", "AVIF"])
 def test_common_formats_decode(fmt: str) -> None:
     assert load_image(encode(gradient(), fmt)).size == (12, 8)
 
@@ -80,7 +80,7 @@ def test_not_an_image() -> None:
         load_image(b"%PDF-1.7 this is a document, renamed to .png")
 
 
-@pytest.mark.parametrize("fmt", ["PNG", "JPEG"])
+@pytest.mark.parametrize("fmt", ["PNG", "JPEG", "AVIF"])
 def test_truncated_file(fmt: str) -> None:
     payload = encode(gradient("RGB", (64, 64)), fmt)
     with pytest.raises(ImageError, match="damaged or incomplete"):

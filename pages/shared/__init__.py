@@ -15,7 +15,7 @@ from core import checkpoints, data, display, export, images, memo, models, paths
 from core.models.summary import layer_table
 from pages.shared import links
 
-UPLOAD_TYPES = ["png", "jpg", "jpeg", "gif", "webp", "tif", "tiff", "bmp"]
+UPLOAD_TYPES = [suffix.lstrip(".") for suffix in images.IMAGE_SUFFIXES]
 SOURCE_PARAMS = {"test": "Test set", "sample": "Sample photo", "upload": "Upload"}  # in a link -> on the page
 
 
@@ -90,7 +90,8 @@ def image_input(key: str, dataset: str, opening: tuple[int, str]) -> ChosenImage
         links.record(photo=None)
     if source == "Upload":
         upload = st.file_uploader("Upload an image", type=UPLOAD_TYPES, key=f"{key}-upload",
-                                  help="PNG, JPEG, GIF, WebP, TIFF or BMP, up to 25 MB and 40 megapixels.")
+                                  help=f"{images.SUPPORTED}, up to {images.MAX_BYTES / 2**20:.0f} MB and "
+                                       f"{images.MAX_PIXELS / 1e6:.0f} megapixels.")
         if upload is None:
             st.info("Choose an image file to upload.", icon=":material/upload:")
             return None
