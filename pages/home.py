@@ -44,8 +44,9 @@ if examples:
                          query_params=example.query)
     st.caption("Live: the shipped models run on these images when the server starts. One image each, picked to "
                "show what a page does; the models' averages over the full test sets are in the table below.")
-st.page_link(page_link_target("train"), label="Train a classifier, a denoiser or a colorizer in the browser, or a "
-             "classifier on your own images, and watch it learn", icon=PAGES["train"][2])
+# A short label: a link's text is cut, not wrapped, on a phone's narrow screen.
+st.page_link(page_link_target("train"), label="Train a model in the browser and watch it learn", icon=PAGES["train"][2])
+st.caption("A classifier, a denoiser or a colorizer on the datasets above, or a classifier on your own images.")
 
 st.subheader("Device")
 st.write(f"Running on **{devices.describe()}**.")

@@ -1,4 +1,4 @@
-"""A visitor on a phone: every page fits a 390-pixel touch screen, and a tap places a colour hint."""
+"""A visitor on a phone: every page fits a 390-pixel touch screen, text uncut, and a tap places a colour hint."""
 
 from __future__ import annotations
 
@@ -29,11 +29,21 @@ def sideways_overflow(page) -> int:
                          " return main.scrollWidth - main.clientWidth; }")
 
 
+def clipped_text(page) -> list[str]:
+    """Text cut off by the box around it (a link's label does not wrap: it is clipped), as "widget | text"."""
+    return page.evaluate("""() => [...document.querySelectorAll('[data-testid="stMain"] *')].filter(e => {
+        const style = getComputedStyle(e);
+        return style.overflowX !== 'visible' && e.clientWidth > 0 && e.scrollWidth > e.clientWidth + 1
+            && e.textContent.trim();
+    }).map(e => e.closest('[data-testid]').dataset.testid + ' | ' + e.textContent.slice(0, 80))""")
+
+
 @pytest.mark.parametrize("path", ["", "classify", "denoise", "colorize", "train"])
 def test_every_page_fits_a_phone_screen(phone, app_url: str, path: str) -> None:
     open_page(phone, app_url, path)
     wait_until_idle(phone)
     assert sideways_overflow(phone) <= 0
+    assert clipped_text(phone) == []
     assert phone.locator('[data-testid="stException"]').count() == 0
     assert phone.console_errors == []
 
