@@ -59,28 +59,45 @@ def robustness_figure(points: list[dict[str, Any]], level_title: str, current: f
 
 
 def confusion_figure(matrix: np.ndarray, classes: list[str]) -> go.Figure:
-    """A confusion matrix drawn as square markers, one per cell, so a click selects a cell.
+    """A confusion matrix whose cells a click selects: a heatmap for the eye, shaded by each cell's share of
+    its row and labelled with its count, under invisible square markers for the click.
 
-    Streamlit reports point selections for scatter traces; heatmap cells are not selectable.
-    Points are numbered row by row: point k is (true class k // n, predicted class k % n).
+    Streamlit reports point selections for scatter traces; heatmap cells are not selectable. The heatmap's
+    cells scale with the chart, where markers keep their size in pixels and overlap on a phone's screen.
+    The markers (the second trace) are numbered row by row: point k is (true class k // n, predicted k % n).
     """
     size = len(classes)
     true, predicted = np.divmod(np.arange(size * size), size)
     counts = matrix[true, predicted]
     row_share = counts / matrix.sum(axis=1).clip(min=1)[true]
-    figure = go.Figure(go.Scatter(
-        x=[classes[p] for p in predicted], y=[classes[t] for t in true], mode="markers+text",
-        marker=dict(symbol="square", size=44, color=row_share, colorscale="Blues", cmin=0, cmax=1,
-                    line=dict(width=1, color="white"), colorbar=dict(title="share of row", tickformat=".0%")),
-        text=[str(c) for c in counts], textfont=dict(color=["white" if s > 0.5 else "#212529" for s in row_share]),
-        customdata=np.stack([true, predicted], axis=1),
-        hovertemplate="true %{y}, predicted %{x}: %{text} images<extra></extra>",
+    figure = go.Figure(go.Heatmap(
+        x=classes, y=classes, z=row_share.reshape(size, size), zmin=0, zmax=1, colorscale="Blues", showscale=False,
+        text=matrix.astype(int), texttemplate="%{text}", xgap=1, ygap=1, hoverinfo="skip",
+    ))
+    figure.add_trace(go.Scatter(
+        x=[classes[p] for p in predicted], y=[classes[t] for t in true], mode="markers",
+        marker=dict(symbol="square", size=28, opacity=0), text=[str(c) for c in counts],
+        customdata=np.stack([true, predicted, row_share], axis=1),
+        hovertemplate="true %{y}, predicted %{x}: %{text} images (%{customdata[2]:.0%} of the row)<extra></extra>",
     ))
     figure.update_layout(height=560, margin=dict(l=10, r=10, t=10, b=10), clickmode="event+select",
-                         xaxis=dict(title="predicted", side="top", categoryorder="array", categoryarray=classes),
+                         showlegend=False, plot_bgcolor="white",
+                         xaxis=dict(title="predicted", side="top", categoryorder="array", categoryarray=classes,
+                                    showgrid=False),
                          yaxis=dict(title="true", autorange="reversed", categoryorder="array",
-                                    categoryarray=classes))
+                                    categoryarray=classes, showgrid=False))
     return figure
+
+
+def confusion_cell(point: dict, size: int) -> tuple[int, int]:
+    """The (true, predicted) class of the cell a selection point of ``confusion_figure`` marks.
+
+    Read from the point's index, as its custom data arrives from the browser keyed by position
+    ({"0": 2, "1": 3, ...}), which reads as (0, 1) whatever the cell when iterated.
+    """
+    true, predicted = divmod(int(point["point_index"]), size)
+    return true, predicted
+
 
 def ema_smooth(values: list[float | None], weight: float) -> list[float | None]:
     """TensorBoard's smoothing: an exponential moving average with its start-up bias removed.

@@ -9,7 +9,7 @@ import streamlit as st
 from PIL import Image
 
 from core import checkpoints, classify, data, denoise, images, inside, noise, paths, showcase
-from core.charts import confusion_figure, probability_bars, probe_figure, robustness_figure
+from core.charts import confusion_cell, confusion_figure, probability_bars, probe_figure, robustness_figure
 from pages import ensure_routed
 from pages.shared import explain_model, image_input, links, model_of, pick_checkpoint, test_set
 
@@ -202,24 +202,35 @@ if st.toggle("Show accuracy, confusion matrix and mistakes on the full test set"
     per_class = pd.DataFrame({"class": results.classes, "accuracy": results.per_class_accuracy()})
     st.dataframe(per_class, hide_index=True, column_config={
         "accuracy": st.column_config.ProgressColumn("accuracy", format="percent", min_value=0, max_value=1)})
+    # The pair shown: chosen in the two lists, which a click on a cell sets (on a touch screen the chart takes a
+    # tap for a hover first, so the lists are the sure way there). They open on the commonest confusion.
+    pair_keys = (f"classify-true-{meta['name']}", f"classify-predicted-{meta['name']}")
     points = event.selection.points if event and event.selection else []
-    if points:
-        true_class, predicted = (int(v) for v in points[0]["customdata"])
-    else:
-        true_class, predicted = results.most_confused()
+    clicked = confusion_cell(points[0], len(results.classes)) if points else None
+    if clicked is not None and clicked != st.session_state.get("classify-clicked-cell"):
+        for key, index in zip(pair_keys, clicked, strict=True):
+            st.session_state[key] = results.classes[index]
+    st.session_state["classify-clicked-cell"] = clicked
+    for key, index in zip(pair_keys, results.most_confused(), strict=True):
+        st.session_state.setdefault(key, results.classes[index])
+    left, right = st.columns(2)
+    true_class = results.classes.index(left.selectbox("True class", results.classes, key=pair_keys[0]))
+    predicted = results.classes.index(right.selectbox("Predicted as", results.classes, key=pair_keys[1]))
     indices = results.indices(true_class, predicted)
     what = "correctly classified" if true_class == predicted else f"predicted as {results.classes[predicted]}"
     st.markdown(f"**{len(indices)} {results.classes[true_class]} images {what}** "
-                "(click a cell of the matrix to choose another pair)")
+                "(click a cell of the matrix, or choose the pair above)")
     testset = test_set(meta["dataset"])
     shown = indices[:24]
     if len(shown):
-        grid = st.columns(8)
-        for position, index in enumerate(shown):
-            grid[position % 8].image(testset.picture(index), width="stretch")
-            grid[position % 8].button(f"#{index}", key=f"classify-explain-{index}", type="tertiary",
-                                      help="Why? Its top 3 classes and where the model looked",
-                                      on_click=st.session_state.__setitem__, args=("classify-explain", int(index)))
+        # A row that wraps, where columns would stack on a phone's screen into one image per line.
+        with st.container(horizontal=True, key="classify-mistakes"):
+            for index in shown:
+                with st.container(width=84, gap=None):
+                    st.image(testset.picture(index), width="stretch")
+                    st.button(f"#{index}", key=f"classify-explain-{index}", type="tertiary",
+                              help="Why? Its top 3 classes and where the model looked",
+                              on_click=st.session_state.__setitem__, args=("classify-explain", int(index)))
         explained = st.session_state.get("classify-explain")
         if explained in shown:
             mistake = images.to_rgb(testset.picture(explained))

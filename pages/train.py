@@ -298,15 +298,16 @@ def prediction_panel(panel: dict | None, epochs: list[dict], key: str, live: boo
     if shown is not None:
         st.caption(f"After epoch {shown['epoch']}: {watched.right_count(panel, shown['panel'])} of "
                    f"{len(panel['labels'])} right")
-    for column, row in zip(st.columns(len(panel["labels"])), watched.rows(panel, shown and shown["panel"]),
-                           strict=True):
-        column.image(images.enlarged(row["image"], 96), width=96)
-        if "predicted" in row:
-            colour = "green" if row["correct"] else "red"
-            column.markdown(f":{colour}[{row['predicted']} {row['probability']:.0%}]  \n"
-                            f":gray[true: {row['truth']}]")
-        else:
-            column.markdown(f":gray[true: {row['truth']}]")
+    with st.container(horizontal=True):  # wraps on a narrow screen, where columns would stack
+        for row in watched.rows(panel, shown and shown["panel"]):
+            with st.container(width=112, gap=None):
+                st.image(images.enlarged(row["image"], 96), width=96)
+                if "predicted" in row:
+                    colour = "green" if row["correct"] else "red"
+                    st.markdown(f":{colour}[{row['predicted']} {row['probability']:.0%}]  \n"
+                                f":gray[true: {row['truth']}]")
+                else:
+                    st.markdown(f":gray[true: {row['truth']}]")
 
 
 @st.fragment(run_every=1.0 if busy else None)

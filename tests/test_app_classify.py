@@ -106,6 +106,15 @@ def test_test_set_view_matches_the_model(app: AppTest, home_with_models: Path) -
     explained = next(m.value for m in app.markdown if m.value.startswith(f"**Test image #{index}**"))
     assert explained.count("%") == 3
     assert len(app.get("plotly_chart")) == 3  # the image's bars, the confusion matrix, the mistake's top 3
+    # The pair opens on the commonest confusion, and the two lists choose another.
+    true_class, predicted = classify.evaluate_test_set(model, data.load_dataset("cifar10", "test")).most_confused()
+    classes = data.load_dataset("cifar10", "test").classes
+    assert (app.selectbox(key="classify-true-tiny-a").value, app.selectbox(key="classify-predicted-tiny-a").value) \
+        == (classes[true_class], classes[predicted])
+    app.selectbox(key="classify-true-tiny-a").set_value("bird").run()
+    app.selectbox(key="classify-predicted-tiny-a").set_value("ship").run()
+    assert not app.exception, [e.value for e in app.exception]
+    assert any("bird images predicted as ship" in m.value for m in app.markdown)
 
 
 def test_no_checkpoint_explains_what_to_do(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, data_root: Path) -> None:

@@ -10,7 +10,7 @@ import torch
 from PIL import Image
 
 from core import checkpoints, classify, data, models
-from core.charts import confusion_figure, probability_bars
+from core.charts import confusion_cell, confusion_figure, probability_bars
 from core.images import SAMPLE_PHOTOS, sample_photo
 from core.models.summary import layer_table
 
@@ -174,9 +174,15 @@ def test_test_set_result_splits_accuracy_by_the_unsure_rule() -> None:
 def test_confusion_figure_points_map_to_cells() -> None:
     matrix = np.arange(9).reshape(3, 3)
     figure = confusion_figure(matrix, ["a", "b", "c"])
-    trace = figure.data[0]
-    assert [int(t) for t in trace.text] == list(range(9))
-    assert trace.customdata[5].tolist() == [1, 2]  # row-major: point 5 is true b, predicted c
+    heatmap, cells = figure.data
+    assert heatmap.text.tolist() == matrix.tolist()
+    assert np.allclose(heatmap.z[1], [3 / 12, 4 / 12, 5 / 12])  # shaded by the share of the true class's row
+    assert [int(t) for t in cells.text] == list(range(9))
+    assert cells.customdata[5][:2].tolist() == [1, 2]  # row-major: point 5 is true b, predicted c
+    # A click as Streamlit reports it: custom data keyed by position, so the cell comes from the point's index.
+    clicked = {"curve_number": 1, "point_index": 5, "x": "c", "y": "b", "customdata": {"0": 1, "1": 2, "2": 0.4}}
+    assert confusion_cell(clicked, 3) == (1, 2)
+    assert confusion_cell({**clicked, "point_index": 0}, 3) == (0, 0)
     bars = probability_bars(np.array([0.1, 0.7, 0.2]), ["a", "b", "c"])
     assert list(bars.data[0].y) == ["a", "c", "b"]
 

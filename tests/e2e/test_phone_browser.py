@@ -38,7 +38,7 @@ def clipped_text(page) -> list[str]:
     }).map(e => e.closest('[data-testid]').dataset.testid + ' | ' + e.textContent.slice(0, 80))""")
 
 
-@pytest.mark.parametrize("path", ["", "classify", "denoise", "colorize", "train"])
+@pytest.mark.parametrize("path", ["", "classify", "classify?testset=1", "denoise", "colorize", "train"])
 def test_every_page_fits_a_phone_screen(phone, app_url: str, path: str) -> None:
     open_page(phone, app_url, path)
     wait_until_idle(phone)
