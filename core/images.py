@@ -190,8 +190,10 @@ def comparison_html(before: Image.Image, after: Image.Image, before_label: str =
                     after_label: str = "after", width: int | None = None) -> str:
     """A self-contained page that shows ``before`` left and ``after`` right of a divider the visitor drags.
 
-    The divider moves in the browser (a transparent range input over the image drives a clip path), so
-    dragging costs the server nothing; arrow keys move it too.
+    The divider moves in the browser (pointer events drive a clip path), so dragging costs the server
+    nothing. On a touch screen only a sideways drag moves it: a vertical swipe over the image scrolls the
+    page (``touch-action: pan-y``) and leaves the divider where it was (a range input under the finger
+    jumped to it). A transparent range input over the image keeps the divider reachable from the keyboard.
     """
     before = before.convert("RGB")
     after = after.convert("RGB").resize(before.size, resample=Image.Resampling.NEAREST)
@@ -204,7 +206,9 @@ def comparison_html(before: Image.Image, after: Image.Image, before_label: str =
     labels = [html.escape(label) for label in (before_label, after_label)]
     return f"""<!doctype html><html><head><meta charset="utf-8"><style>
 body {{ margin: 0; font-family: sans-serif; }}
-.compare {{ position: relative; width: {shown_width}px; max-width: 100%; user-select: none; }}
+.compare {{ position: relative; width: {shown_width}px; max-width: 100%; user-select: none; touch-action: pan-y;
+  cursor: ew-resize; }}
+.compare:focus-within {{ outline: 2px solid #4c6ef5; outline-offset: 2px; }}
 .compare img {{ display: block; width: 100%; image-rendering: pixelated; }}
 .compare .after {{ position: absolute; inset: 0; clip-path: inset(0 0 0 50%); }}
 .compare .divider {{ position: absolute; top: 0; bottom: 0; left: 50%; width: 2px; margin-left: -1px;
@@ -212,23 +216,48 @@ body {{ margin: 0; font-family: sans-serif; }}
 .compare .label {{ position: absolute; top: 6px; padding: 2px 6px; font-size: 13px; color: #fff;
   background: rgba(0, 0, 0, .55); border-radius: 3px; pointer-events: none; }}
 .compare input {{ position: absolute; inset: 0; width: 100%; height: 100%; margin: 0; opacity: 0;
-  cursor: ew-resize; }}
+  pointer-events: none; }}
 </style></head><body>
 <div class="compare">
-  <img class="before" alt="{labels[0]}" src="{_data_url(before)}">
-  <img class="after" alt="{labels[1]}" src="{_data_url(after)}">
+  <img class="before" draggable="false" alt="{labels[0]}" src="{_data_url(before)}">
+  <img class="after" draggable="false" alt="{labels[1]}" src="{_data_url(after)}">
   <div class="divider"></div>
   <span class="label" style="left: 6px">{labels[0]}</span>
   <span class="label" style="right: 6px">{labels[1]}</span>
-  <input type="range" min="0" max="100" step="0.1" value="50" aria-label="Drag to compare {labels[0]} and {labels[1]}">
+  <input type="range" min="0" max="100" step="1" value="50" aria-label="Drag to compare {labels[0]} and {labels[1]}">
 </div>
 <script>
 const root = document.querySelector(".compare");
-root.querySelector("input").addEventListener("input", (event) => {{
-  const percent = event.target.value;
+const slider = root.querySelector("input");
+function show(percent) {{
   root.querySelector(".after").style.clipPath = `inset(0 0 0 ${{percent}}%)`;
   root.querySelector(".divider").style.left = `${{percent}}%`;
+  slider.value = percent;
+}}
+function under(event) {{
+  const box = root.getBoundingClientRect();
+  return Math.min(100, Math.max(0, (event.clientX - box.left) / box.width * 100)).toFixed(1);
+}}
+// A mouse moves the divider at once; a finger only once it has gone further sideways than up or down,
+// so a swipe that scrolls the page past the image leaves the divider where it was.
+let start = null, dragging = false;
+slider.addEventListener("input", () => show(slider.value));
+root.addEventListener("dragstart", (event) => event.preventDefault());  // a mouse drags the divider, not the image
+root.addEventListener("pointerdown", (event) => {{
+  root.setPointerCapture(event.pointerId);
+  start = {{x: event.clientX, y: event.clientY}};
+  dragging = event.pointerType === "mouse";
+  if (dragging) show(under(event));
 }});
+root.addEventListener("pointermove", (event) => {{
+  if (start === null) return;
+  const dx = Math.abs(event.clientX - start.x), dy = Math.abs(event.clientY - start.y);
+  if (!dragging && dx > 4 && dx > dy) dragging = true;
+  if (dragging) show(under(event));
+}});
+for (const end of ["pointerup", "pointercancel"]) {{
+  root.addEventListener(end, () => {{ start = null; dragging = false; }});
+}}
 </script></body></html>"""
 
 

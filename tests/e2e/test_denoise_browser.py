@@ -98,6 +98,13 @@ def test_comparison_drags_in_the_browser_and_the_default_follows_the_noise(page,
     assert 10 < float(re.search(r"([\d.]+)%", clip).group(1)) < 30, clip
     assert page.locator('[data-testid="stStatusWidget"]').filter(has_text="Running").count() == 0
     screenshot(page, "denoise-comparison-dragged")
+    # From the keyboard: the divider's slider takes the arrow keys, a step of 1% each.
+    dragged = float(divider.input_value())
+    divider.focus()
+    for _ in range(5):
+        divider.press("ArrowRight")
+    assert float(divider.input_value()) == dragged + 5
+    assert f"{dragged + 5:g}%" in clipped.evaluate("img => img.style.clipPath")
 
     # Salt and pepper: the Gaussian model would leave it in, so the page moves to the model trained for it
     # that was measured best on it (the blind U-Net, 40.20 dB against the specialist's 40.16) ...

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from urllib.parse import parse_qs, urlparse
 
@@ -64,3 +65,38 @@ def test_a_tap_on_the_grey_image_places_a_hint_on_a_phone(phone, app_url: str) -
     assert abs(x - 0.5) < 0.03 and abs(y - 0.5) < 0.03, (x, y)
     screenshot(phone, "phone-colorize-hint")
     assert sideways_overflow(phone) <= 0 and phone.console_errors == []
+
+
+def test_a_sideways_drag_moves_the_divider_and_a_swipe_scrolls_past_it(phone, app_url: str) -> None:
+    open_page(phone, app_url, "denoise")
+    phone.get_by_text("Noisy PSNR").first.wait_for(timeout=120_000)
+    frame = phone.frame_locator("iframe").last
+    clipped = frame.locator("img.after")
+    clipped.wait_for()
+    area = frame.locator(".compare")
+    area.scroll_into_view_if_needed()
+    box = area.bounding_box()
+    touch = phone.context.new_cdp_session(phone)
+
+    def swipe(x: float, y: float, dx: float, dy: float) -> None:
+        """A finger put down at (x, y) and moved by (dx, dy) in ten steps, as Chromium's touch input."""
+        touch.send("Input.dispatchTouchEvent", {"type": "touchStart", "touchPoints": [{"x": x, "y": y}]})
+        for step in range(1, 11):
+            point = {"x": x + dx * step / 10, "y": y + dy * step / 10}
+            touch.send("Input.dispatchTouchEvent", {"type": "touchMove", "touchPoints": [point]})
+        touch.send("Input.dispatchTouchEvent", {"type": "touchEnd", "touchPoints": []})
+        phone.wait_for_timeout(500)
+
+    def divider() -> float:
+        return float(re.search(r"([\d.]+)%", clipped.evaluate("img => img.style.clipPath")).group(1))
+
+    def scrolled() -> float:
+        return phone.evaluate("() => document.querySelector('[data-testid=\"stMain\"]').scrollTop")
+
+    middle = box["y"] + box["height"] / 2
+    swipe(box["x"] + box["width"] * 0.5, middle, -box["width"] * 0.3, 0)
+    assert 15 < divider() < 25
+    before = scrolled()
+    swipe(box["x"] + box["width"] * 0.7, middle, 0, 200)  # a finger moving down scrolls the page up
+    assert 15 < divider() < 25 and scrolled() < before - 100
+    assert phone.console_errors == []
