@@ -46,7 +46,7 @@ if examples:
                "show what a page does; the models' averages over the full test sets are in the table below.")
 # A short label: a link's text is cut, not wrapped, on a phone's narrow screen.
 st.page_link(page_link_target("train"), label="Train a model in the browser and watch it learn", icon=PAGES["train"][2])
-st.caption("A classifier, a denoiser or a colorizer on the datasets above, or a classifier on your own images.")
+st.caption("A classifier, a denoiser or a colorizer on the datasets below, or a classifier on your own images.")
 
 st.subheader("Device")
 st.write(f"Running on **{devices.describe()}**.")

@@ -300,8 +300,8 @@ def prediction_panel(panel: dict | None, epochs: list[dict], key: str, live: boo
                    f"{len(panel['labels'])} right")
     with st.container(horizontal=True):  # wraps on a narrow screen, where columns would stack
         for row in watched.rows(panel, shown and shown["panel"]):
-            with st.container(width=112, gap=None):
-                st.image(images.enlarged(row["image"], 96), width=96)
+            with st.container(width=96, gap=None):  # eight fit one row of a desktop's page
+                st.image(images.enlarged(row["image"], 96), width="stretch")
                 if "predicted" in row:
                     colour = "green" if row["correct"] else "red"
                     st.markdown(f":{colour}[{row['predicted']} {row['probability']:.0%}]  \n"
