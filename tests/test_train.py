@@ -522,6 +522,15 @@ def test_a_run_whose_process_died_reads_as_interrupted(tmp_path: Path) -> None:
     assert store.get(run_id)["status"] == "interrupted"
 
 
+def test_a_presets_derived_rates_read_as_typed_in_its_command() -> None:
+    from core.train.config import preset
+
+    command = config_to_command(preset("classification", "Quick"))
+    # Per-image rates times the batch, rounded: not 1.4649999999999999 and 0.0013304347826086956.
+    assert " --lr 1.465 " in command and " --weight-decay 0.00133043 " in command
+    assert lr_for_batch(1.465, 1000, 768, "muon") == 1.12512
+
+
 def test_config_round_trips_through_its_command_line() -> None:
     config = TrainConfig(arch="staged_cnn", arch_args={"variant": "advanced", "width": 32}, epochs=7,
                          optimizer="adamw", augment=False, subset=1000)

@@ -333,11 +333,17 @@ class ServerLimits:
         return replace(config, **capped)
 
 
+def readable(value: float, digits: int = 6) -> float:
+    """``value`` to ``digits`` significant digits: a derived rate (1.465e-3 x 1000) reads 1.465 in a run's
+    command, not 1.4649999999999999, by a change far below anything training notices."""
+    return float(f"{value:.{digits}g}")
+
+
 # The airbench recipe (KellerJordan/cifar10-airbench), written for a loss averaged over the batch:
 # its lr of 11.5 per 1024 images with Nesterov momentum 0.85 is 1.465e-3 per image, and its decay
 # of 0.0153 per 1024 images, decoupled from the rate, is 0.0153 / 11.5 relative to it.
-AIRBENCH = dict(optimizer="sgd", momentum=0.85, weight_decay=0.0153 / 11.5, norm_lr_scale=64.0, lookahead=True,
-                schedule="onecycle", label_smoothing=0.2, augment=True, alternate_flips=True, tta=True)
+AIRBENCH = dict(optimizer="sgd", momentum=0.85, weight_decay=readable(0.0153 / 11.5), norm_lr_scale=64.0,
+                lookahead=True, schedule="onecycle", label_smoothing=0.2, augment=True, alternate_flips=True, tta=True)
 
 PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     # task: preset label -> settings layered over TrainConfig's defaults
@@ -349,10 +355,10 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
         # A sixth epoch (bf16 autocast pays for it on CPUs that have it) lifted plain accuracy from 89.61% and
         # 89.34% (seeds 0, 1) to 90.18% and above, in 0.73 of the 5-epoch fp32 run's time (bench/quick_train.py).
         "Quick": dict(AIRBENCH, arch="fastnet", arch_args={"width": 32}, epochs=6, subset=46_000, val_size=2000,
-                      batch_size=1000, optimizer="muon", muon_lr=0.12, muon_momentum=0.8, lr=1.465e-3 * 1000,
+                      batch_size=1000, optimizer="muon", muon_lr=0.12, muon_momentum=0.8, lr=readable(1.465e-3 * 1000),
                       warmup_epochs=1.38, whiten_bias_epochs=1),
         "Full": dict(AIRBENCH, arch="fastnet", arch_args={}, epochs=12, subset=None, val_size=0, batch_size=1024,
-                     lr=1.465e-3 * 1024, warmup_epochs=2.76),
+                     lr=readable(1.465e-3 * 1024), warmup_epochs=2.76),
     },
     "denoising": {
         "Quick": dict(arch="conv_dae", arch_args={"width": 32}, dataset="mnist", epochs=2, subset=10_000,
@@ -433,7 +439,7 @@ def lr_for_batch(lr: float, tuned_batch: int, batch: int, optimizer: str) -> flo
     """``lr``, tuned at ``tuned_batch``, for a run at ``batch``: in proportion to the batch for SGD and Muon
     (Goyal et al. 2017), to its square root for Adam and AdamW, as timm scales its base learning rate."""
     ratio = batch / tuned_batch
-    return lr * (ratio if optimizer in ("sgd", "muon") else math.sqrt(ratio))
+    return readable(lr * (ratio if optimizer in ("sgd", "muon") else math.sqrt(ratio)))
 
 
 def form_lr(typed: float, preset: TrainConfig, batch: int, optimizer: str) -> tuple[float, str | None]:
