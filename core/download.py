@@ -105,6 +105,15 @@ def describe_sizes(names: Iterable[str]) -> str:
     return parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
 
 
+def progress_line(what: str, done: int, total: int) -> tuple[float, str]:
+    """A download's progress bar from ``download_datasets``'s report: the share done, and its line
+    ("Downloading cifar-10-python.tar.gz: 12.3 of 170.5 MB", or "Unpacking ..." as it is reported)."""
+    fraction = min(1.0, done / total) if total else 1.0
+    if what.startswith("Unpacking"):
+        return fraction, f"{what}..."
+    return fraction, f"Downloading {what}: {done / 1e6:.1f} of {total / 1e6:.1f} MB"
+
+
 def installed(name: str, root: str | Path | None = None) -> bool:
     """Whether both splits of ``name`` are already readable under ``root``."""
     return all(data.find_source(name, split, root) is not None for split in data.SPLITS)

@@ -76,9 +76,8 @@ if missing:
         bar = st.progress(0.0, text="Connecting...")
 
         def show(what: str, done: int, total: int) -> None:
-            text = f"{what}..." if what.startswith("Unpacking") else \
-                f"Downloading {what}: {done / 1e6:.1f} of {total / 1e6:.1f} MB"
-            bar.progress(min(1.0, done / total) if total else 1.0, text=text)
+            fraction, text = download.progress_line(what, done, total)
+            bar.progress(fraction, text=text)
 
         try:
             st.session_state["home-downloaded"] = download.download_datasets(missing, progress=show)

@@ -98,7 +98,7 @@ def test_home_opens_with_a_live_example_of_each_page_linked_into_it(app_home: Pa
     links = [link.proto for link in app.get("page_link")]
     assert [link.label for link in links[:3]] == [f"Open {page} on this image" for page in ("Classify", "Denoise",
                                                                                              "Colorize")]
-    assert links[3].label.startswith("Train a classifier")
+    assert links[3].label == "Train a model in the browser and watch it learn"
     assert "image=0" in links[0].query_string and "denoiser=unet-gaussian-cifar10" in links[1].query_string
 
 

@@ -216,6 +216,15 @@ def test_the_command_line_says_offline_and_shows_the_manual_route(closed_port_ur
     assert str(tmp_path.resolve() / "FashionMNIST" / "raw") in err
 
 
+def test_the_progress_line_says_what_is_downloading_and_how_far() -> None:
+    assert download.progress_line("cifar-10-python.tar.gz", 12_300_000, 170_498_071) == \
+        (12_300_000 / 170_498_071, "Downloading cifar-10-python.tar.gz: 12.3 of 170.5 MB")
+    assert download.progress_line("Unpacking cifar-10-python.tar.gz", 5, 5) == \
+        (1.0, "Unpacking cifar-10-python.tar.gz...")
+    assert download.progress_line("train-images-idx3-ubyte.gz", 10, 0)[0] == 1.0  # a size the server did not say
+    assert download.progress_line("x", 200, 100)[0] == 1.0
+
+
 def test_official_archives_come_from_torchvision_with_sizes() -> None:
     (cifar,) = download.archives("cifar10")
     assert cifar.urls == ("https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz",)
