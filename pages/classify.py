@@ -224,7 +224,7 @@ if st.toggle("Show accuracy, confusion matrix and mistakes on the full test set"
     shown = indices[:24]
     if len(shown):
         # A row that wraps, where columns would stack on a phone's screen into one image per line.
-        with st.container(horizontal=True, key="classify-mistakes"):
+        with st.container(horizontal=True):
             for index in shown:
                 with st.container(width=84, gap=None):
                     st.image(testset.picture(index), width="stretch")
